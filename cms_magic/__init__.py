@@ -1,0 +1,122 @@
+"""cms_magic: report Alibaba Cloud CloudMonitor custom events from pandas and Jupyter.
+
+``import cms_magic`` is light: it loads neither pandas, IPython nor ipywidgets.
+Public names are resolved lazily on first use (PEP 562), so the submodule that
+holds a name is imported only when the name is touched.
+
+In a notebook, ``%load_ext cms_magic`` registers the ``%%cms_event`` and
+``%cms`` magics.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from cms_magic._version import __version__
+
+if TYPE_CHECKING:
+    from cms_magic.batching import Batch, BatchPlan, plan_batches
+    from cms_magic.credentials import Credentials, resolve_credentials
+    from cms_magic.errors import (
+        AuthError,
+        CmsError,
+        ConfigError,
+        CredentialsError,
+        MappingError,
+        SendError,
+        UnknownRegionError,
+    )
+    from cms_magic.events import Conversion, Event, events_from_frame
+    from cms_magic.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
+    from cms_magic import regions
+    from cms_magic.regions import Region, endpoint
+    from cms_magic.results import SendResult
+    from cms_magic.sender import send
+    from cms_magic.signing import CmsAuth
+
+__all__ = [
+    "MAX_BODY_BYTES",
+    "MAX_EVENTS_PER_REQUEST",
+    "AuthError",
+    "Batch",
+    "BatchPlan",
+    "CmsAuth",
+    "CmsError",
+    "ConfigError",
+    "Conversion",
+    "Credentials",
+    "CredentialsError",
+    "Event",
+    "MappingError",
+    "Region",
+    "SendError",
+    "SendResult",
+    "UnknownRegionError",
+    "__version__",
+    "endpoint",
+    "events_from_frame",
+    "load_ipython_extension",
+    "plan_batches",
+    "regions",
+    "resolve_credentials",
+    "send",
+    "unload_ipython_extension",
+]
+
+# name -> submodule that defines it
+_LAZY: dict[str, str] = {
+    "MAX_BODY_BYTES": "limits",
+    "MAX_EVENTS_PER_REQUEST": "limits",
+    "AuthError": "errors",
+    "Batch": "batching",
+    "BatchPlan": "batching",
+    "CmsAuth": "signing",
+    "CmsError": "errors",
+    "ConfigError": "errors",
+    "Conversion": "events",
+    "Credentials": "credentials",
+    "CredentialsError": "errors",
+    "Event": "events",
+    "MappingError": "errors",
+    "Region": "regions",
+    "SendError": "errors",
+    "SendResult": "results",
+    "UnknownRegionError": "errors",
+    "endpoint": "regions",
+    "events_from_frame": "events",
+    "plan_batches": "batching",
+    "resolve_credentials": "credentials",
+    "send": "sender",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name == "regions":
+        # The submodule is callable: ``cms_magic.regions()`` lists the catalog
+        # and ``cms_magic.regions.endpoint`` is the resolver module's function.
+        return importlib.import_module("cms_magic.regions")
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'cms_magic' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"cms_magic.{module_name}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """Register the magics; called by ``%load_ext cms_magic``. Loading twice is harmless."""
+    from cms_magic.magic import load_ipython_extension as _load
+
+    _load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """Unregister the magics; called by ``%unload_ext cms_magic``."""
+    from cms_magic.magic import unload_ipython_extension as _unload
+
+    _unload(ipython)
