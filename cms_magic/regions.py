@@ -247,7 +247,8 @@ def regions_frame() -> pd.DataFrame:
 
     columns = ["id", "name", "internal_endpoint", "public_endpoint"]
     rows = [(r.id, r.name, r.internal_endpoint, r.public_endpoint) for r in _catalog().regions]
-    return pd.DataFrame(rows, columns=columns)
+    frame: pd.DataFrame = pd.DataFrame(rows, columns=columns)
+    return frame
 
 
 class _CallableModule(types.ModuleType):

@@ -1,0 +1,40 @@
+# The two quick-start commands: `make demo` and `make test`.
+# Each creates .venv if needed and installs what it needs (python3, pip and make suffice).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+DEPS   := $(VENV)/.deps-installed
+
+.PHONY: demo test lint typecheck unit bench lab clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when pyproject.toml changes.
+$(DEPS): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(DEPS)
+	$(BIN)/python -m cms_magic._demo
+
+lint: $(DEPS)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(DEPS)
+	$(BIN)/mypy
+
+unit: $(DEPS)
+	$(BIN)/python -m pytest
+
+test: lint typecheck unit
+
+bench: $(DEPS)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache build dist *.egg-info

@@ -1,0 +1,108 @@
+"""Batching: one pure function from encoded events to request bodies.
+
+A request holds at most :data:`~cms_magic.limits.MAX_EVENTS_PER_REQUEST`
+events and :data:`~cms_magic.limits.MAX_BODY_BYTES` bytes of body. Sizes are
+measured on the encoded JSON bytes, array punctuation included (``[``, ``]``
+and the commas). An event too large to fit a request on its own is rejected
+with a reason, never truncated. Events keep their order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from cms_magic.events import Event
+from cms_magic.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
+
+__all__ = ["Batch", "BatchPlan", "body_size", "plan_batches"]
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """One request's worth of events: their source positions and the exact body bytes."""
+
+    number: int
+    positions: tuple[int, ...]
+    body: bytes
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+
+@dataclass
+class BatchPlan:
+    """The batches, plus the events that fit in no request (position -> reason)."""
+
+    batches: list[Batch]
+    rejected: dict[int, str] = field(default_factory=dict)
+
+
+def body_size(payload_sizes: Sequence[int]) -> int:
+    """The body size of a JSON array holding payloads of these sizes."""
+    return 2 + sum(payload_sizes) + max(len(payload_sizes) - 1, 0)
+
+
+def plan_batches(
+    events: Sequence[bytes] | Sequence[Event],
+    max_events: int = MAX_EVENTS_PER_REQUEST,
+    max_bytes: int = MAX_BODY_BYTES,
+    *,
+    positions: Sequence[int] | np.ndarray[Any, Any] | None = None,
+    first_number: int = 0,
+) -> BatchPlan:
+    """Pack events, in order, into as few requests as the limits allow.
+
+    ``events`` are encoded payloads (compact JSON bytes) or :class:`Event`
+    objects. ``positions`` are the events' source positions (default
+    ``0..n-1``); batches are numbered from ``first_number``.
+    """
+    if not 1 <= max_events <= MAX_EVENTS_PER_REQUEST:
+        raise ValueError(f"max_events must be 1..{MAX_EVENTS_PER_REQUEST}, got {max_events}")
+    if not 3 <= max_bytes <= MAX_BODY_BYTES:
+        raise ValueError(f"max_bytes must be 3..{MAX_BODY_BYTES}, got {max_bytes}")
+    payloads = [e.to_json() if isinstance(e, Event) else e for e in events]
+    where: list[int] = (
+        list(range(len(payloads)))
+        if positions is None
+        else [int(p) for p in (positions.tolist() if isinstance(positions, np.ndarray) else positions)]
+    )
+    if len(where) != len(payloads):
+        raise ValueError(f"{len(where)} positions for {len(payloads)} events")
+
+    batches: list[Batch] = []
+    rejected: dict[int, str] = {}
+    members: list[int] = []
+    parts: list[bytes] = []
+    size = 2  # "[" and "]"
+    number = first_number
+
+    def flush() -> None:
+        nonlocal size, number
+        batches.append(Batch(number, tuple(members), b"[" + b",".join(parts) + b"]"))
+        number += 1
+        members.clear()
+        parts.clear()
+        size = 2
+
+    for position, payload in zip(where, payloads, strict=True):
+        length = len(payload)
+        if length + 2 > max_bytes:
+            rejected[position] = (
+                f"the event is {length + 2:,} bytes as a request body; a request holds at most "
+                f"{max_bytes:,} bytes, so it cannot be sent (shorten 'content')"
+            )
+            continue
+        grown = size + length + (1 if parts else 0)
+        if parts and (len(parts) >= max_events or grown > max_bytes):
+            flush()
+            grown = 2 + length
+        members.append(position)
+        parts.append(payload)
+        size = grown
+    if parts:
+        flush()
+    return BatchPlan(batches, rejected)

@@ -1,0 +1,208 @@
+"""The signer against the protocol's worked vectors and the peer bugs it must avoid.
+
+Vectors are data files under tests/vectors/signing/, one case a file. A vector
+either gives a sign string and its signature (checks `signature` alone), or a
+request to sign: then the test checks the sign string the signer built (shown
+in full on a mismatch), the headers it set, and an Authorization recomputed
+here with hmac directly, independently of the package.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cms_magic import signing
+from cms_magic.signing import (
+    CmsAuth,
+    canonical_headers,
+    canonical_resource,
+    content_md5,
+    format_date,
+    signature,
+    string_to_sign,
+)
+
+VECTORS = sorted((Path(__file__).parent / "vectors" / "signing").glob("*.json"))
+
+
+def load(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def reference_signature(secret: str, sign_string: str) -> str:
+    return hmac.new(secret.encode(), sign_string.encode(), hashlib.sha1).hexdigest().upper()
+
+
+@pytest.mark.parametrize("path", VECTORS, ids=[p.stem for p in VECTORS])
+def test_vector(path: Path) -> None:
+    case = load(path)
+    if "request" not in case:
+        assert signature(case["secret"], case["string_to_sign"]) == case["expected_signature"]
+        return
+    spec = case["request"]
+    body = spec["body"].encode("utf-8")
+    request = httpx.Request(spec["method"], spec["url"], content=body, headers=spec["headers"])
+    auth = CmsAuth(case["access_key_id"], case["secret"], clock=lambda: 0.0)
+    built = auth.sign(request)
+    expected_string = case["string_to_sign"].replace("<md5>", hashlib.md5(body).hexdigest().upper())
+    assert built == expected_string, (
+        f"string to sign differs\n--- built ---\n{built}\n--- expected ---\n{expected_string}"
+    )
+    expected_auth = f"{case['access_key_id']}:{reference_signature(case['secret'], expected_string)}"
+    assert request.headers["Authorization"] == expected_auth
+    for name, value in case.get("expected_headers", {}).items():
+        assert request.headers[name] == value, name
+    assert request.headers["Content-Length"] == str(len(body))
+
+
+def test_vectors_are_present() -> None:
+    assert {p.stem for p in VECTORS} >= {"cpp-agent-metric-upload", "document-event-upload"}
+
+
+def test_document_vector_authorization_is_the_published_one() -> None:
+    case = load(Path(__file__).parent / "vectors" / "signing" / "document-event-upload.json")
+    assert case["expected_headers"]["Authorization"].endswith(
+        "BDD5DA3177AAAFA2A3643C1F52A5CF2DAE1E8CCD"
+    )
+
+
+def test_content_md5_is_upper_hex_not_base64() -> None:
+    assert content_md5(b"") == "D41D8CD98F00B204E9800998ECF8427E"
+
+
+def test_content_length_counts_utf8_bytes() -> None:
+    body = '[{"content":"磁盘🔥","name":"告警"}]'.encode()
+    request = httpx.Request("POST", "http://127.0.0.1/event/custom/upload", content=body)
+    CmsAuth("id", "secret", source_ip="10.0.0.1").sign(request)
+    assert int(request.headers["Content-Length"]) == len(body) > len(body.decode())
+
+
+def test_header_names_lowercased_before_sorting() -> None:
+    headers = [("X-Cms-Zeta", "1"), ("x-cms-alpha", "2"), ("X-ACS-b", "3"), ("Date", "x")]
+    assert canonical_headers(headers) == "x-acs-b:3\nx-cms-alpha:2\nx-cms-zeta:1"
+    # Sorting before lower-casing would have put the upper-case names first.
+    assert sorted(n for n, _ in headers)[0] == "Date"
+
+
+def test_header_values_trimmed_and_no_headers_is_empty() -> None:
+    assert canonical_headers({"x-cms-ip": "  1.2.3.4\t"}) == "x-cms-ip:1.2.3.4"
+    assert canonical_headers({"Content-Type": "application/json"}) == ""
+
+
+def test_canonical_resource_sorts_query_pairs() -> None:
+    assert canonical_resource("/p") == "/p"
+    assert canonical_resource("/p", "b=2&a=1&c=") == "/p?a=1&b=2&c="
+    assert canonical_resource("/p", {"z": "1", "a": "2"}) == "/p?a=2&z=1"
+
+
+def test_string_to_sign_has_no_trailing_newline() -> None:
+    text = string_to_sign("post", "MD5", "application/json", "DATE", "", "/r")
+    assert text == "POST\nMD5\napplication/json\nDATE\n\n/r"
+
+
+def test_sign_string_is_utf8_encoded_once() -> None:
+    text = "POST\n\napplication/json\nD\nx-cms-zone:杭州\n/event/custom/upload"
+    once = reference_signature("k", text)
+    twice = hmac.new(
+        b"k", text.encode().decode("latin-1").encode(), hashlib.sha1
+    ).hexdigest().upper()
+    assert signature("k", text) == once != twice
+
+
+def test_non_ascii_secret() -> None:
+    assert signature("密钥🔑", "abc") == reference_signature("密钥🔑", "abc")
+
+
+def test_date_comes_from_the_injected_clock_and_existing_date_is_kept() -> None:
+    fresh = httpx.Request("POST", "http://127.0.0.1/event/custom/upload", content=b"[]")
+    CmsAuth("id", "s", clock=lambda: 1508741471.0, source_ip="1.1.1.1").sign(fresh)
+    assert fresh.headers["Date"] == "Mon, 23 Oct 2017 06:51:11 GMT" == format_date(1508741471)
+    kept = httpx.Request(
+        "POST",
+        "http://127.0.0.1/event/custom/upload",
+        content=b"[]",
+        headers={"Date": "Tue, 01 Jan 2030 00:00:00 GMT", "x-cms-ip": "9.9.9.9"},
+    )
+    CmsAuth("id", "s", clock=lambda: 0.0, source_ip="1.1.1.1").sign(kept)
+    assert kept.headers["Date"] == "Tue, 01 Jan 2030 00:00:00 GMT"
+    assert kept.headers["x-cms-ip"] == "9.9.9.9"
+
+
+def test_sts_headers_are_signed() -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/event/custom/upload", content=b"[]")
+    built = CmsAuth("id", "s", security_token="tok", clock=lambda: 0.0, source_ip="1.1.1.1").sign(
+        request
+    )
+    assert request.headers["x-cms-security-token"] == "tok"
+    assert request.headers["x-cms-caller-type"] == "token"
+    assert "x-cms-caller-type:token\n" in built
+    assert "x-cms-security-token:tok\n" in built
+
+
+def test_user_agent_names_the_package() -> None:
+    request = httpx.Request("POST", "http://127.0.0.1/event/custom/upload", content=b"[]")
+    CmsAuth("id", "s", source_ip="1.1.1.1").sign(request)
+    assert request.headers["User-Agent"].startswith("cms_magic/")
+
+
+def test_auth_flow_signs_each_attempt_with_a_fresh_date() -> None:
+    now = [1_700_000_000.0]
+    dates: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        dates.append(request.headers["Date"])
+        now[0] += 61
+        return httpx.Response(200, json={"code": "200", "msg": ""})
+
+    auth = CmsAuth("id", "s", clock=lambda: now[0], source_ip="1.1.1.1")
+    with httpx.Client(transport=httpx.MockTransport(handler), auth=auth) as client:
+        client.post("http://127.0.0.1/event/custom/upload", content=b"[]")
+        client.post("http://127.0.0.1/event/custom/upload", content=b"[]")
+    assert len(set(dates)) == 2
+
+
+def test_repr_hides_the_secret() -> None:
+    auth = CmsAuth("LTAI5tAbCdEfGh1234abcd", "SECRET-zq8x-do-not-leak", security_token="TOK-zz")
+    text = repr(auth)
+    assert "SECRET-zq8x" not in text
+    assert "TOK-zz" not in text
+    assert "LTAI****abcd" in text
+
+
+def test_source_ip_detection_reads_interfaces_without_traffic(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    signing.detect_source_ip.cache_clear()
+    monkeypatch.setenv("CMS_MAGIC_SOURCE_IP", "203.0.113.7")
+    assert signing.detect_source_ip() == "203.0.113.7"
+    signing.detect_source_ip.cache_clear()
+    monkeypatch.delenv("CMS_MAGIC_SOURCE_IP")
+
+    def no_connect(*args: object, **kwargs: object) -> None:
+        raise AssertionError("detect_source_ip must not open connections")
+
+    monkeypatch.setattr("socket.socket.connect", no_connect)
+    address = signing.detect_source_ip()
+    signing.detect_source_ip.cache_clear()
+    parts = address.split(".")
+    assert len(parts) == 4
+    assert all(0 <= int(p) <= 255 for p in parts)
+
+
+def test_default_route_interface_parsing() -> None:
+    from cms_magic._netif import default_route_interface
+
+    table = (
+        "Iface\tDestination\tGateway\tFlags\n"
+        "docker0\t000011AC\t00000000\t0001\n"
+        "eth0\t00000000\t0100A8C0\t0003\n"
+    )
+    assert default_route_interface(table) == "eth0"
+    assert default_route_interface("Iface\tDestination\n") is None
