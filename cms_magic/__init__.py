@@ -3,9 +3,6 @@
 ``import cms_magic`` is light: it loads neither pandas, IPython nor ipywidgets.
 Public names are resolved lazily on first use (PEP 562), so the submodule that
 holds a name is imported only when the name is touched.
-
-In a notebook, ``%load_ext cms_magic`` registers the ``%%cms_event`` and
-``%cms`` magics.
 """
 
 from __future__ import annotations
@@ -16,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from cms_magic._version import __version__
 
 if TYPE_CHECKING:
+    from cms_magic import regions
     from cms_magic.batching import Batch, BatchPlan, plan_batches
     from cms_magic.credentials import Credentials, resolve_credentials
     from cms_magic.errors import (
@@ -29,7 +27,6 @@ if TYPE_CHECKING:
     )
     from cms_magic.events import Conversion, Event, events_from_frame
     from cms_magic.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
-    from cms_magic import regions
     from cms_magic.regions import Region, endpoint
     from cms_magic.results import SendResult
     from cms_magic.sender import send
@@ -56,12 +53,10 @@ __all__ = [
     "__version__",
     "endpoint",
     "events_from_frame",
-    "load_ipython_extension",
     "plan_batches",
     "regions",
     "resolve_credentials",
     "send",
-    "unload_ipython_extension",
 ]
 
 # name -> submodule that defines it
@@ -106,17 +101,3 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
-
-
-def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics; called by ``%load_ext cms_magic``. Loading twice is harmless."""
-    from cms_magic.magic import load_ipython_extension as _load
-
-    _load(ipython)
-
-
-def unload_ipython_extension(ipython: Any) -> None:
-    """Unregister the magics; called by ``%unload_ext cms_magic``."""
-    from cms_magic.magic import unload_ipython_extension as _unload
-
-    _unload(ipython)

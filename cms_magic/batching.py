@@ -68,7 +68,9 @@ def plan_batches(
     where: list[int] = (
         list(range(len(payloads)))
         if positions is None
-        else [int(p) for p in (positions.tolist() if isinstance(positions, np.ndarray) else positions)]
+        else [
+            int(p) for p in (positions.tolist() if isinstance(positions, np.ndarray) else positions)
+        ]
     )
     if len(where) != len(payloads):
         raise ValueError(f"{len(where)} positions for {len(payloads)} events")

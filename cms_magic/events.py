@@ -53,7 +53,9 @@ __all__ = [
     "iter_conversions",
 ]
 
-TIME_FORMAT_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})([+-])(\d{2})(\d{2})$")
+TIME_FORMAT_RE = re.compile(
+    r"^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})\.(\d{3})([+-])(\d{2})(\d{2})$"
+)
 _DIGITS_RE = re.compile(r"^\d{1,16}$")
 # Epoch milliseconds accepted as times: 2000-01-01 .. 2100-01-01 UTC.
 _EPOCH_MS_MIN = 946_684_800_000
@@ -102,7 +104,9 @@ class Event:
             or not isinstance(self.group_id, int)
             or not 0 <= self.group_id <= _INT64_MAX
         ):
-            raise ValueError(f"'groupId' must be a non-negative integer, got {_show(self.group_id)}")
+            raise ValueError(
+                f"'groupId' must be a non-negative integer, got {_show(self.group_id)}"
+            )
         if self.time is not None:
             formatted, reason = _scalar_time(self.time, None)
             if reason is not None:
@@ -202,7 +206,9 @@ class EventMapping:
             or not isinstance(self.group_id, int)
             or not 0 <= self.group_id <= _INT64_MAX
         ):
-            raise MappingError(f"group_id must be a non-negative integer, got {_show(self.group_id)}")
+            raise MappingError(
+                f"group_id must be a non-negative integer, got {_show(self.group_id)}"
+            )
         if self.content_template is not None:
             template_fields(self.content_template)  # raises on a malformed template
         if self.tz is not None:
@@ -338,7 +344,7 @@ def iter_conversions(
         yield convert_chunk(df.iloc[start : start + chunk_rows], resolved, offset=start)
 
 
-def events_from_records(records: Iterable[Mapping[str, Any] | Event]) -> Conversion:
+def events_from_records(records: Iterable[Any]) -> Conversion:
     """Events from API-shaped dicts (``name``, ``content``, ``groupId``, ``time``) or Events.
 
     Unknown keys and bad values reject that record with a reason; nothing raises.
@@ -389,8 +395,7 @@ def events_from_records(records: Iterable[Mapping[str, Any] | Event]) -> Convers
         keep = [i for i, p in enumerate(conversion.positions.tolist()) if p not in pre_rejected]
         conversion.positions = conversion.positions[keep]
         conversion.payloads = [conversion.payloads[i] for i in keep]
-        for position, reason in pre_rejected.items():
-            conversion.rejected.setdefault(position, reason)
+        conversion.rejected.update(pre_rejected)  # the record's shape is the first problem
     return conversion
 
 
@@ -444,7 +449,9 @@ def convert_chunk(
 
     groups: Sequence[int | None]
     if mapping.group_id_col is not None:
-        groups = _group_column(df[mapping.group_id_col], col_label(mapping.group_id_col), rejections)
+        groups = _group_column(
+            df[mapping.group_id_col], col_label(mapping.group_id_col), rejections
+        )
     else:
         groups = _Constant(mapping.group_id, n)
 
@@ -518,6 +525,12 @@ def _unencodable_reason(event: Mapping[str, Any]) -> str:
     return "the event cannot be encoded as JSON"
 
 
+def _object_values(series: pd.Series) -> list[Any]:
+    """The column as Python objects, every missing value (NaN, NaT, NA) as None."""
+    values: list[Any] = series.to_numpy(dtype=object, na_value=None).tolist()  # type: ignore[call-overload]
+    return values
+
+
 def _is_missing(value: Any) -> bool:
     if value is None:
         return True
@@ -534,7 +547,7 @@ def _text_column(
     series: pd.Series, field: str, column: str | None, rejections: _Rejections
 ) -> list[str | None]:
     """A column as event text: missing and empty values are rejected, non-strings made text."""
-    values: list[Any] = series.to_numpy(dtype=object, na_value=None).tolist()
+    values: list[Any] = _object_values(series)
     label = _field(field, column)
     for i, value in enumerate(values):
         if type(value) is str:
@@ -557,7 +570,9 @@ def _template_column(df: pd.DataFrame, template: str, rejections: _Rejections) -
         try:
             text = template.format_map(dict(zip(fields, row, strict=True)))
         except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-            rejections.add(i, f"'content' template {template!r} failed: {type(exc).__name__}: {exc}")
+            rejections.add(
+                i, f"'content' template {template!r} failed: {type(exc).__name__}: {exc}"
+            )
             out.append(None)
             continue
         if not text:
@@ -594,9 +609,7 @@ def _row_json_column(df: pd.DataFrame, rejections: _Rejections) -> list[str | No
         for key, value in zip(keys, row, strict=True):
             record[key] = None if _is_missing(value) else value
         try:
-            out.append(
-                orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-            )
+            out.append(orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
         except (orjson.JSONEncodeError, TypeError) as exc:
             rejections.add(i, f"'content' (the row as JSON) cannot be encoded: {exc}")
             out.append(None)
@@ -615,7 +628,7 @@ def _group_column(
         for i in np.flatnonzero(array < 0).tolist():
             rejections.add(i, f"{label} must be a non-negative integer, got {values[i]}")
         return values
-    values = series.to_numpy(dtype=object, na_value=None).tolist()
+    values = _object_values(series)
     out: list[int | None] = []
     for i, value in enumerate(values):
         group, reason = _scalar_group(value, label)
@@ -744,7 +757,7 @@ def _time_column(
         for i in np.flatnonzero(bad).tolist():
             rejections.add(i, _epoch_reason(label, int(array[i])))
         return out
-    values = series.to_numpy(dtype=object, na_value=None).tolist()
+    values = _object_values(series)
     out = []
     for i in range(n):
         value, reason = _scalar_time(values[i], tz, label)

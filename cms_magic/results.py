@@ -205,7 +205,8 @@ class SendResult:
         frame = pd.DataFrame([asdict(r) for r in self.request_records], columns=columns)
         frame["status"] = frame["status"].astype("Int64")
         frame["sent_at"] = pd.to_datetime(frame["sent_at"], unit="s", utc=True)
-        return frame.rename(columns={"status": "http_status"})
+        renamed: pd.DataFrame = frame.rename(columns={"status": "http_status"})
+        return renamed
 
     # ----------------------------------------------------------------- verdicts
 
@@ -281,8 +282,13 @@ class SendResult:
 
     def _repr_html_(self) -> str:
         counts = self.counts()
-        colours = {"accepted": "#2e7d32", "rejected": "#c62828", "not_sent": "#ef6c00",
-                   "unknown": "#6a1b9a", "dry_run": "#1565c0"}
+        colours = {
+            "accepted": "#2e7d32",
+            "rejected": "#c62828",
+            "not_sent": "#ef6c00",
+            "unknown": "#6a1b9a",
+            "dry_run": "#1565c0",
+        }
         cells = "".join(
             f'<td style="padding:2px 8px;color:{colours[s]}"><b>{counts[s]:,}</b> {s}</td>'
             for s in STATUSES

@@ -20,9 +20,11 @@ def sample_frame() -> pd.DataFrame:
     """The sample incidents: columns time, host, service, severity, message, group_id."""
     import pandas as pd
 
-    with resources.files("cms_magic").joinpath("data/sample_incidents.csv").open(
-        encoding="utf-8"
-    ) as handle:
+    with (
+        resources.files("cms_magic")
+        .joinpath("data/sample_incidents.csv")
+        .open(encoding="utf-8") as handle
+    ):
         frame = pd.read_csv(handle)
     frame["time"] = pd.to_datetime(frame["time"], format="ISO8601")
     return frame

@@ -128,7 +128,10 @@ def prepare(data: Any, mapping: Mapping[str, Any], *, chunk_rows: int = 10_000) 
             raise ConfigError(f"unknown mapping option: {exc}") from None
         event_mapping = event_mapping.resolved(list(data.columns))
         return Prepared(
-            len(data), data.index, iter_conversions(data, event_mapping, chunk_rows=chunk_rows), data
+            len(data),
+            data.index,
+            iter_conversions(data, event_mapping, chunk_rows=chunk_rows),
+            data,
         )
     if isinstance(data, Mapping):
         data = [data]
@@ -208,7 +211,9 @@ def send(
         "time_col": time_col,
         "tz": tz,
     }
-    url, creds = resolve_target(endpoint, internal=internal, credentials=credentials, profile=profile)
+    url, creds = resolve_target(
+        endpoint, internal=internal, credentials=credentials, profile=profile
+    )
     prepared = prepare(data, mapping)
     auth = CmsAuth.from_credentials(creds, source_ip=source_ip, clock=clock)
     builder = ResultBuilder(prepared.total, prepared.index)
@@ -241,7 +246,12 @@ def _send_sequential(
                 return
             if dry_run:
                 builder.settle(
-                    batch.positions, "dry_run", None, batch=batch.number, attempts=0, request_id=None
+                    batch.positions,
+                    "dry_run",
+                    None,
+                    batch=batch.number,
+                    attempts=0,
+                    request_id=None,
                 )
                 continue
             sent_at = clock()
@@ -250,6 +260,7 @@ def _send_sequential(
                 "POST", url, content=batch.body, headers={"Content-Type": "application/json"}
             )
             status: Status
+            reason: str | None
             try:
                 response = client.send(request, auth=auth)
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
@@ -259,9 +270,12 @@ def _send_sequential(
             except httpx.TransportError as exc:
                 verdict = Verdict("bad_response", None, f"{type(exc).__name__}: {exc}", None)
                 http_status = None
-                status, reason = "unknown", (
-                    f"unknown: the request was sent but no answer came ({verdict.msg}); "
-                    "it may or may not have been delivered"
+                status, reason = (
+                    "unknown",
+                    (
+                        f"unknown: the request was sent but no answer came ({verdict.msg}); "
+                        "it may or may not have been delivered"
+                    ),
                 )
             else:
                 http_status = response.status_code

@@ -55,7 +55,9 @@ def test_vector(path: Path) -> None:
     assert built == expected_string, (
         f"string to sign differs\n--- built ---\n{built}\n--- expected ---\n{expected_string}"
     )
-    expected_auth = f"{case['access_key_id']}:{reference_signature(case['secret'], expected_string)}"
+    expected_auth = (
+        f"{case['access_key_id']}:{reference_signature(case['secret'], expected_string)}"
+    )
     assert request.headers["Authorization"] == expected_auth
     for name, value in case.get("expected_headers", {}).items():
         assert request.headers[name] == value, name
@@ -110,9 +112,9 @@ def test_string_to_sign_has_no_trailing_newline() -> None:
 def test_sign_string_is_utf8_encoded_once() -> None:
     text = "POST\n\napplication/json\nD\nx-cms-zone:杭州\n/event/custom/upload"
     once = reference_signature("k", text)
-    twice = hmac.new(
-        b"k", text.encode().decode("latin-1").encode(), hashlib.sha1
-    ).hexdigest().upper()
+    twice = (
+        hmac.new(b"k", text.encode().decode("latin-1").encode(), hashlib.sha1).hexdigest().upper()
+    )
     assert signature("k", text) == once != twice
 
 
