@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from cms_magic.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
     from cms_magic.regions import Region, endpoint
     from cms_magic.results import SendResult
-    from cms_magic.sender import send
+    from cms_magic.sender import Client, Progress, RetryPolicy, SendJob, last_result, send
     from cms_magic.signing import CmsAuth
 
 __all__ = [
@@ -38,6 +38,7 @@ __all__ = [
     "AuthError",
     "Batch",
     "BatchPlan",
+    "Client",
     "CmsAuth",
     "CmsError",
     "ConfigError",
@@ -46,13 +47,17 @@ __all__ = [
     "CredentialsError",
     "Event",
     "MappingError",
+    "Progress",
     "Region",
+    "RetryPolicy",
     "SendError",
+    "SendJob",
     "SendResult",
     "UnknownRegionError",
     "__version__",
     "endpoint",
     "events_from_frame",
+    "last_result",
     "plan_batches",
     "regions",
     "resolve_credentials",
@@ -83,6 +88,11 @@ _LAZY: dict[str, str] = {
     "plan_batches": "batching",
     "resolve_credentials": "credentials",
     "send": "sender",
+    "Client": "sender",
+    "Progress": "sender",
+    "RetryPolicy": "sender",
+    "SendJob": "sender",
+    "last_result": "sender",
 }
 
 

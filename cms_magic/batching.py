@@ -23,10 +23,11 @@ __all__ = ["Batch", "BatchPlan", "body_size", "plan_batches"]
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """One request's worth of events: their source positions and the exact body bytes."""
+    """One request's worth of events: their source positions, payloads and the exact body."""
 
     number: int
     positions: tuple[int, ...]
+    payloads: tuple[bytes, ...]
     body: bytes
 
     def __len__(self) -> int:
@@ -84,7 +85,7 @@ def plan_batches(
 
     def flush() -> None:
         nonlocal size, number
-        batches.append(Batch(number, tuple(members), b"[" + b",".join(parts) + b"]"))
+        batches.append(Batch(number, tuple(members), tuple(parts), b"[" + b",".join(parts) + b"]"))
         number += 1
         members.clear()
         parts.clear()

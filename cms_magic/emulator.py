@@ -185,8 +185,8 @@ class Emulator:
         self.max_body_bytes = max_body_bytes
         self.max_skew_seconds = max_skew_seconds
         self.poison_marker = poison_marker
-        self._clock = clock
-        self._monotonic = monotonic
+        self.clock = clock
+        self.monotonic = monotonic
         self._lock = threading.Lock()
         self._qps = _check_qps(qps)
         self._buckets: dict[str, TokenBucket] = {}
@@ -397,7 +397,7 @@ class Emulator:
             ) from None
         if sent.tzinfo is None:  # "-0000": UTC, source unknown
             sent = sent.replace(tzinfo=timezone.utc)
-        now = self._clock()
+        now = self.clock()
         offset = sent.timestamp() - now
         if abs(offset) > self.max_skew_seconds:
             direction = "behind" if offset < 0 else "ahead of"
@@ -469,7 +469,7 @@ class Emulator:
             bucket = self._buckets.get(key_id)
             if bucket is None:
                 # TokenBucket needs room for one request; a sub-1 qps still allows one.
-                bucket = TokenBucket(qps, max(qps, 1.0), clock=self._monotonic)
+                bucket = TokenBucket(qps, max(qps, 1.0), clock=self.monotonic)
                 self._buckets[key_id] = bucket
         if not bucket.try_acquire():
             raise _Refusal(
@@ -493,7 +493,7 @@ class Emulator:
         extra_headers: Mapping[str, str] | None = None,
     ) -> EmulatorResponse:
         """Store accepted events, log the request and build the response."""
-        now = self._clock()
+        now = self.clock()
         code = str(status)
         request_id = str(uuid.uuid4()).upper()
         record = {
@@ -804,7 +804,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _admin(self) -> None:
         emulator = self.server.emulator
-        now = time.time()
+        now = emulator.clock()
         raw_length = self.headers.get("Content-Length")
         length = 0 if raw_length is None else _declared_length(raw_length)
         if (
@@ -1121,7 +1121,8 @@ def main(argv: list[str] | None = None) -> int:
         except CredentialsError as exc:
             parser.error(str(exc))
         shown_id = credentials.access_key_id
-        shown_secret = f"{mask(credentials.access_key_secret)} (as given, masked)"
+        # masked entirely: even a few characters of a real secret are too many
+        shown_secret = f"******** ({len(credentials.access_key_secret)} characters, as given)"
     if not _is_loopback(args.host):
         print(
             f"warning: binding {args.host}, not loopback: other hosts can reach this emulator",

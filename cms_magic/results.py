@@ -1,19 +1,21 @@
 """What happened to every event and every request of a send.
 
-:class:`ResultBuilder` collects outcomes while a send runs (cheap numpy arrays,
-one slot per input row); :class:`SendResult` is the finished, read-only view:
+:class:`ResultBuilder` collects outcomes while a send runs, in compact arrays
+(one byte of status per input row; reasons only for rows that have one);
+:class:`SendResult` is the finished, read-only view:
 
 - ``result.events``: one row per input row, indexed like the input, with
   ``status`` (``accepted``, ``rejected``, ``not_sent``, ``unknown`` or
   ``dry_run``), ``reason``, ``batch``, ``attempts`` and ``request_id``;
 - ``result.requests``: one row per request;
-- ``result.ok``, ``result.summary()``, ``result.failed()``, ``result.counts()``.
+- ``result.ok``, ``result.summary()``, ``result.failed()``, ``result.retry()``.
 
-Status meanings: ``accepted`` the service answered 200 with code "200";
-``rejected`` the row can never be sent as is (validation, or the service said
-400), the reason says why; ``not_sent`` the row was not delivered and may be
-sent again safely; ``unknown`` the request may or may not have been delivered
-(a timeout after it was sent): resending may duplicate events.
+Status meanings: ``accepted``: the service answered HTTP 200 with code "200".
+``rejected``: the row cannot be sent as it is (it failed validation, or the
+service answered 400 for it); the reason says why. ``not_sent``: the row was
+not delivered and may be sent again safely. ``unknown``: its request may or
+may not have been delivered (for example a timeout after the request was
+sent); resending may duplicate events, so it is not done unless asked.
 """
 
 from __future__ import annotations
@@ -33,13 +35,15 @@ __all__ = ["STATUSES", "RequestRecord", "ResultBuilder", "SendResult"]
 
 Status = Literal["accepted", "rejected", "not_sent", "unknown", "dry_run"]
 STATUSES: tuple[Status, ...] = ("accepted", "rejected", "not_sent", "unknown", "dry_run")
+_CODE: dict[str, int] = {name: code for code, name in enumerate(STATUSES)}
+ACCEPTED, REJECTED, NOT_SENT, UNKNOWN, DRY_RUN = range(5)
 
 NOT_SENT_REASON = "not sent: the send stopped before this row's request"
 
 
 @dataclass(frozen=True, slots=True)
 class RequestRecord:
-    """One request as it ended (after retries)."""
+    """One request as it ended (after its retries)."""
 
     batch: int
     events: int
@@ -49,34 +53,35 @@ class RequestRecord:
     msg: str
     request_id: str | None
     attempts: int
-    latency_ms: float
+    latency_ms: float  # of the last attempt
     sent_at: float  # epoch seconds of the last attempt
     outcome: Status
 
 
 class ResultBuilder:
-    """Collects per-row outcomes during a send; thread-safe."""
+    """Collects per-row outcomes during a send; thread-safe, O(1 byte) per row."""
 
     def __init__(self, total: int, index: pd.Index | Sequence[Hashable] | None = None) -> None:
         self.total = total
         self.index = index
-        self.status = np.full(total, "not_sent", dtype=object)
-        self.reason = np.full(total, NOT_SENT_REASON, dtype=object)
-        self.batch = np.full(total, -1, dtype=np.int64)
-        self.attempts = np.zeros(total, dtype=np.int64)
-        self.request_id = np.full(total, None, dtype=object)
+        self.status = np.full(total, NOT_SENT, dtype=np.uint8)
+        self.batch = np.full(total, -1, dtype=np.int32)
+        self.attempts = np.zeros(total, dtype=np.uint16)
+        self.reasons: dict[int, str] = {}
+        self.request_index = np.full(total, -1, dtype=np.int32)  # into request_ids
+        self.request_ids: list[str] = []
         self.requests: list[RequestRecord] = []
         self.error: str | None = None
         self._lock = threading.Lock()
 
     def reject(self, rejected: dict[int, str]) -> None:
-        """Rows that cannot become (or fit in) a request."""
+        """Rows that cannot become (or fit in) a request, with their reasons."""
         if not rejected:
             return
         with self._lock:
             where = np.fromiter(rejected.keys(), dtype=np.int64, count=len(rejected))
-            self.status[where] = "rejected"
-            self.reason[where] = list(rejected.values())
+            self.status[where] = REJECTED
+            self.reasons.update(rejected)
 
     def settle(
         self,
@@ -86,26 +91,33 @@ class ResultBuilder:
         *,
         batch: int,
         attempts: int,
-        request_id: str | None,
+        request_id: str | None = None,
     ) -> None:
-        """Give every row of a batch (or part of one) its final status."""
+        """Give rows of one request their final status (one reason for all of them)."""
         if not positions:
             return
         where = np.asarray(positions, dtype=np.int64)
         with self._lock:
-            self.status[where] = status
-            self.reason[where] = reason
+            self.status[where] = _CODE[status]
             self.batch[where] = batch
             self.attempts[where] = attempts
-            self.request_id[where] = request_id
+            if reason is None:
+                for position in positions:
+                    self.reasons.pop(position, None)
+            else:
+                self.reasons.update(dict.fromkeys(positions, reason))
+            if request_id is not None:
+                self.request_index[where] = len(self.request_ids)
+                self.request_ids.append(request_id)
 
     def add_request(self, record: RequestRecord) -> None:
         with self._lock:
             self.requests.append(record)
 
-    def done(self) -> int:
-        """Rows that have a final status other than not_sent (progress)."""
-        return int((self.status != "not_sent").sum())
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            numbers = np.bincount(self.status, minlength=len(STATUSES))
+        return {name: int(numbers[code]) for code, name in enumerate(STATUSES)}
 
     def build(
         self,
@@ -119,10 +131,11 @@ class ResultBuilder:
         with self._lock:
             return SendResult(
                 status=self.status.copy(),
-                reason=self.reason.copy(),
                 batch=self.batch.copy(),
                 attempts=self.attempts.copy(),
-                request_id=self.request_id.copy(),
+                reasons=dict(self.reasons),
+                request_index=self.request_index.copy(),
+                request_ids=list(self.request_ids),
                 index=self.index,
                 request_records=sorted(self.requests, key=lambda r: r.batch),
                 elapsed=elapsed,
@@ -141,10 +154,11 @@ class SendResult:
         self,
         *,
         status: np.ndarray[Any, Any],
-        reason: np.ndarray[Any, Any],
         batch: np.ndarray[Any, Any],
         attempts: np.ndarray[Any, Any],
-        request_id: np.ndarray[Any, Any],
+        reasons: dict[int, str],
+        request_index: np.ndarray[Any, Any],
+        request_ids: list[str],
         index: pd.Index | Sequence[Hashable] | None,
         request_records: list[RequestRecord],
         elapsed: float,
@@ -155,15 +169,16 @@ class SendResult:
         cancelled: bool = False,
     ) -> None:
         self._status = status
-        self._reason = reason
         self._batch = batch
         self._attempts = attempts
-        self._request_id = request_id
+        self._reasons = reasons
+        self._request_index = request_index
+        self._request_ids = request_ids
         self._index = index
         self.request_records = request_records
-        #: Seconds the send took.
+        #: Seconds the send took (all attempts of a retried result together).
         self.elapsed = elapsed
-        #: Why the whole send stopped early (bad credentials...), or None.
+        #: Why the whole send stopped early (refused credentials...), or None.
         self.error = error
         #: True when the send was cancelled or interrupted before it finished.
         self.cancelled = cancelled
@@ -172,33 +187,64 @@ class SendResult:
         self._source = source
         self._resend = resend
         self._events_frame: pd.DataFrame | None = None
+        #: For a dry run: the first request as it would be sent (Authorization masked).
+        self.preview: dict[str, Any] | None = None
+
+    # ----------------------------------------------------------------- raw access
+
+    @property
+    def status_codes(self) -> np.ndarray[Any, Any]:
+        """Per-row status as small integers (index into :data:`STATUSES`); read-only view."""
+        view: np.ndarray[Any, Any] = self._status.view()
+        view.flags.writeable = False
+        return view
+
+    def reason_of(self, position: int) -> str | None:
+        """The reason of the row at ``position`` (0-based), if it has one."""
+        if self._status[position] == NOT_SENT:
+            return self._reasons.get(position, NOT_SENT_REASON)
+        return self._reasons.get(position)
 
     # ----------------------------------------------------------------- frames
 
     @property
     def events(self) -> pd.DataFrame:
-        """One row per input row (indexed like the input): status, reason, batch, attempts, request_id."""
+        """One row per input row, indexed like the input.
+
+        Columns: status, reason, batch, attempts, request_id.
+        """
         if self._events_frame is None:
             import pandas as pd
 
-            index = self._index if self._index is not None else pd.RangeIndex(len(self._status))
+            n = len(self._status)
+            index = self._index if self._index is not None else pd.RangeIndex(n)
+            reasons = np.full(n, None, dtype=object)
+            if self._reasons:
+                where = np.fromiter(self._reasons.keys(), dtype=np.int64, count=len(self._reasons))
+                reasons[where] = list(self._reasons.values())
+            reasons[(self._status == NOT_SENT) & (reasons == None)] = NOT_SENT_REASON  # noqa: E711
+            ids = np.asarray([*self._request_ids, None], dtype=object)
+            request_id = ids[self._request_index]  # -1 picks the trailing None
             frame = pd.DataFrame(
                 {
-                    "status": pd.Categorical(self._status, categories=list(STATUSES)),
-                    "reason": self._reason,
-                    "batch": self._batch,
-                    "attempts": self._attempts,
-                    "request_id": self._request_id,
+                    "status": pd.Categorical.from_codes(
+                        self._status.astype(np.int8), categories=pd.Index(list(STATUSES))
+                    ),
+                    "reason": reasons,
+                    "batch": pd.array(np.where(self._batch >= 0, self._batch, 0), dtype="Int64"),
+                    "attempts": self._attempts.astype(np.int64),
+                    "request_id": request_id,
                 },
-                index=pd.Index(index) if not isinstance(index, pd.Index) else index,
+                index=index if isinstance(index, pd.Index) else pd.Index(index),
             )
-            frame["batch"] = frame["batch"].astype("Int64").where(frame["batch"] >= 0)
+            frame.loc[self._batch < 0, "batch"] = pd.NA
             self._events_frame = frame
         return self._events_frame
 
     @property
     def requests(self) -> pd.DataFrame:
-        """One row per request: batch, events, bytes, HTTP status, code, msg, request id, ..."""
+        """One row per request: batch, events, bytes, http_status, code, msg, request_id,
+        attempts, latency_ms, sent_at, outcome."""
         import pandas as pd
 
         columns = list(RequestRecord.__dataclass_fields__)
@@ -214,55 +260,102 @@ class SendResult:
         return len(self._status)
 
     def counts(self) -> dict[str, int]:
-        """How many rows ended in each status (all statuses, zeros included)."""
-        values, numbers = np.unique(self._status.astype(str), return_counts=True)
-        found = dict(zip(values.tolist(), numbers.tolist(), strict=True))
-        return {status: int(found.get(status, 0)) for status in STATUSES}
+        """How many rows ended in each status (every status, zeros included)."""
+        numbers = np.bincount(self._status, minlength=len(STATUSES))
+        return {name: int(numbers[code]) for code, name in enumerate(STATUSES)}
 
     @property
     def ok(self) -> bool:
         """True when every row was accepted (an empty input is ok)."""
-        return bool((self._status == "accepted").all())
+        return bool((self._status == ACCEPTED).all()) and self.error is None
 
     @property
     def accepted(self) -> int:
-        return int((self._status == "accepted").sum())
+        """How many rows were accepted."""
+        return int((self._status == ACCEPTED).sum())
 
     def failed_mask(self, include_unknown: bool = True) -> np.ndarray[Any, Any]:
-        wanted = ["rejected", "not_sent"] + (["unknown"] if include_unknown else [])
-        return np.isin(self._status.astype(str), wanted)
+        """Boolean per row: not accepted (``unknown`` counted unless excluded)."""
+        mask: np.ndarray[Any, Any] = (self._status == REJECTED) | (self._status == NOT_SENT)
+        if include_unknown:
+            mask |= self._status == UNKNOWN
+        return mask
 
     def failed(self, include_unknown: bool = True) -> Any:
-        """The source rows that were not accepted (a DataFrame for frame input, else a list).
+        """The source rows that were not accepted: a DataFrame for frame input, else a list.
 
         ``unknown`` rows are included by default so nothing is hidden; pass
-        ``include_unknown=False`` for the rows that are safe to resend.
+        ``include_unknown=False`` for just the rows that are safe to resend.
         """
-        mask = self.failed_mask(include_unknown)
+        positions = np.flatnonzero(self.failed_mask(include_unknown))
         if self._source is None:
-            return self.events[mask]
+            return self.events.iloc[positions]
         if hasattr(self._source, "iloc"):
-            return self._source.iloc[np.flatnonzero(mask)]
-        return [self._source[i] for i in np.flatnonzero(mask).tolist()]
+            return self._source.iloc[positions]
+        return [self._source[i] for i in positions.tolist()]
 
     def retry(self, *, include_unknown: bool = False) -> SendResult:
-        """Send again the rows that were not sent (and, if asked, the unknown ones).
+        """Send again every row that was not accepted (``unknown`` rows only if asked).
 
-        Rows ``rejected`` by validation are not resent (they would fail the
-        same way). The new result covers every row of this one: rows already
-        accepted keep their status.
+        Returns a new result over all the rows of this one: rows already
+        accepted stay accepted, the others take the outcome of the new attempt.
+        Resending ``unknown`` rows may duplicate events that did arrive.
         """
         if self._resend is None:
-            raise RuntimeError("this result cannot be retried (it was not made by cms_magic.send)")
+            raise RuntimeError("this result cannot be retried: it was not made by cms_magic.send")
         return self._resend(self, include_unknown)
 
+    def merged(self, again: SendResult, positions: np.ndarray[Any, Any]) -> SendResult:
+        """This result with the rows at ``positions`` replaced by ``again``'s rows (in order).
+
+        ``again`` is the result of sending exactly those rows; its batch numbers
+        and requests are renumbered to follow this result's.
+        """
+        if len(again) != len(positions):
+            raise ValueError(f"{len(again)} new outcomes for {len(positions)} rows")
+        offset = int(self._batch.max()) + 1 if len(self._batch) and self._batch.max() >= 0 else 0
+        status = self._status.copy()
+        batch = self._batch.copy()
+        attempts = self._attempts.copy()
+        request_index = self._request_index.copy()
+        status[positions] = again._status
+        batch[positions] = np.where(again._batch >= 0, again._batch + offset, -1)
+        attempts[positions] = again._attempts
+        shifted = again._request_index.astype(np.int64)
+        request_index[positions] = np.where(shifted >= 0, shifted + len(self._request_ids), -1)
+        reasons = dict(self._reasons)
+        for p in positions.tolist():
+            reasons.pop(p, None)
+        mapped = positions.tolist()
+        reasons.update({mapped[i]: r for i, r in again._reasons.items()})
+        records = self.request_records + [
+            RequestRecord(**{**asdict(r), "batch": r.batch + offset}) for r in again.request_records
+        ]
+        return SendResult(
+            status=status,
+            batch=batch,
+            attempts=attempts,
+            reasons=reasons,
+            request_index=request_index,
+            request_ids=self._request_ids + again._request_ids,
+            index=self._index,
+            request_records=records,
+            elapsed=self.elapsed + again.elapsed,
+            error=again.error,
+            source=self._source,
+            resend=self._resend,
+            endpoint=again.endpoint or self.endpoint,
+            cancelled=again.cancelled,
+        )
+
     def summary(self) -> str:
-        """One line: accepted out of total, time, and what else happened, with where to look."""
+        """One line: accepted out of total, the time, what else happened and where to look."""
         counts = self.counts()
         total = len(self)
-        head = f"{counts['accepted']:,}/{total:,} events accepted in {self.elapsed:.1f} s"
         if counts["dry_run"]:
             head = f"dry run: {counts['dry_run']:,}/{total:,} events would be sent"
+        else:
+            head = f"{counts['accepted']:,}/{total:,} events accepted in {self.elapsed:.1f} s"
         others = [
             f"{counts[s]:,} {s.replace('_', ' ')}"
             for s in ("rejected", "not_sent", "unknown")
@@ -270,7 +363,7 @@ class SendResult:
         ]
         line = head + ("; " + ", ".join(others) if others else "")
         if self.cancelled:
-            line += "; stopped early"
+            line += "; cancelled"
         if self.error:
             line += f"; stopped: {self.error}"
         if others:
@@ -294,12 +387,14 @@ class SendResult:
             for s in STATUSES
             if counts[s]
         )
-        rows = ""
-        failed = self.events[self.failed_mask()].head(5)
-        if len(failed):
-            rows = failed[["status", "reason"]].to_html(max_rows=5, notebook=False, border=0)
+        failed = ""
+        positions = np.flatnonzero(self.failed_mask())[:5]
+        if len(positions):
+            failed = self.events.iloc[positions][["status", "reason"]].to_html(
+                notebook=False, border=0
+            )
         return (
             '<div class="cms-magic-result">'
             f"<div>{html.escape(self.summary())}</div>"
-            f"<table><tr>{cells}</tr></table>{rows}</div>"
+            f"<table><tr>{cells}</tr></table>{failed}</div>"
         )
