@@ -43,7 +43,9 @@ def main() -> int:
     print()
     print(f"the emulator holds {len(stored):,} events; first: {stored[0]}")
     if len(stored) != result.accepted or not result.ok:
-        print("demo FAILED: the emulator does not hold exactly the accepted events", file=sys.stderr)
+        print(
+            "demo FAILED: the emulator does not hold exactly the accepted events", file=sys.stderr
+        )
         return 1
     return 0
 

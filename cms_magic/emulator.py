@@ -1180,5 +1180,43 @@ def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
     return restore
 
 
+# --------------------------------------------------------------------------- the embedded instance
+
+_embedded_lock = threading.Lock()
+_embedded: list[EmulatorServer] = []  # at most one, process-wide
+
+
+def embedded() -> EmulatorServer:
+    """The process-wide emulator for demos and notebooks, started on first use.
+
+    It listens on 127.0.0.1 (a free port), accepts the demo credentials and
+    enforces the default quota. The magic's ``--endpoint local`` and the
+    panel's "local emulator" target use it; it is never chosen silently for
+    a real endpoint.
+    """
+    with _embedded_lock:
+        if _embedded:
+            return _embedded[0]
+        server = serve()
+        _embedded.append(server)
+        return server
+
+
+def embedded_running() -> EmulatorServer | None:
+    """The embedded emulator if it is running, else None (never starts it)."""
+    with _embedded_lock:
+        return _embedded[0] if _embedded else None
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded emulator; False if it was not running."""
+    with _embedded_lock:
+        if not _embedded:
+            return False
+        server = _embedded.pop()
+    server.stop()
+    return True
+
+
 if __name__ == "__main__":
     raise SystemExit(main())
