@@ -174,6 +174,8 @@ def auth_advice(verdict: Verdict, credentials: Credentials) -> str:
             "the key is valid but may not upload events: grant its RAM user CloudMonitor "
             "permission (e.g. the AliyunCloudMonitorFullAccess policy)"
         )
+    elif "signature" in lowered:
+        hint = "check the AccessKey secret (and the STS token if you use one)"
     elif "unknown" in lowered or "accesskeyid" in lowered.replace(" ", ""):
         hint = "check the AccessKey id, and that it belongs to this account"
     elif "date" in lowered or "clock" in lowered or "skew" in lowered:
@@ -619,7 +621,7 @@ class _Run:
             raise RuntimeError("a synchronous send cannot run inside cms_magic's own loop")
         future = _loop.run_in_background(self.execute())
         try:
-            return _remember(future.result())
+            return _remember(_wait_interruptibly(future))
         except KeyboardInterrupt:
             self.control.cancelled.set()
             try:
@@ -954,7 +956,7 @@ class _Run:
         for callback in self.callbacks:
             try:
                 callback(progress)
-            except Exception:  # noqa: PERF203 - a broken renderer must not break the send
+            except Exception:  # a broken renderer must not break the send
                 log.exception("progress callback failed")
 
     def _resend(self, previous: SendResult, include_unknown: bool) -> SendResult:
@@ -966,6 +968,15 @@ class _Run:
             subset = [source[i] for i in positions.tolist()]
         again: SendResult = self.client.send(subset, dry_run=self.dry_run, **self.mapping)
         return previous.merged(again, positions)
+
+
+def _wait_interruptibly(future: concurrent.futures.Future[SendResult]) -> SendResult:
+    """Wait for ``future`` in short timed waits, so Ctrl-C (SIGINT) is handled promptly."""
+    while True:
+        try:
+            return future.result(timeout=0.1)
+        except concurrent.futures.TimeoutError:
+            continue
 
 
 def masked_authorization(value: str) -> str:
