@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from cms_magic.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
     from cms_magic.regions import Region, endpoint
     from cms_magic.results import SendResult
+    from cms_magic.samples import sample_frame
     from cms_magic.sender import Client, Progress, RetryPolicy, SendJob, last_result, send
     from cms_magic.signing import CmsAuth
 
@@ -61,6 +62,7 @@ __all__ = [
     "plan_batches",
     "regions",
     "resolve_credentials",
+    "sample_frame",
     "send",
 ]
 
@@ -93,6 +95,7 @@ _LAZY: dict[str, str] = {
     "RetryPolicy": "sender",
     "SendJob": "sender",
     "last_result": "sender",
+    "sample_frame": "samples",
 }
 
 
