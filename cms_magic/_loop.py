@@ -62,3 +62,5 @@ def _shutdown() -> None:
     if loop is not None and thread is not None and thread.is_alive():
         loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout=2)
+        if not thread.is_alive():
+            loop.close()

@@ -1,0 +1,166 @@
+"""The `cms-event` command line: files in, summary and exit status out."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from cms_magic.cli import main
+from cms_magic.emulator import EmulatorServer, serve
+
+
+@pytest.fixture
+def server(monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+    with serve(qps=0) as emu:
+        monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", emu.credentials.access_key_id)
+        monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", emu.credentials.access_key_secret)
+        yield emu
+
+
+def test_send_csv_all_accepted(
+    server: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"host": ["a", "b"], "msg": ["磁盘 🔥", "ok"]}).to_csv(path, index=False)
+    code = main(
+        [
+            "send",
+            str(path),
+            "--endpoint",
+            server.url,
+            "--name",
+            "disk",
+            "--content-col",
+            "msg",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    assert "2/2 events accepted" in capsys.readouterr().out
+    assert [e["content"] for e in server.events()] == ["磁盘 🔥", "ok"]
+
+
+def test_send_jsonl_with_failures_writes_failed_out(
+    server: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rows.jsonl"
+    rows = [
+        {"name": "a", "content": "x", "gid": 1},
+        {"name": "", "content": "y", "gid": 2},
+        {"name": "c", "content": "z", "gid": "bad"},
+    ]
+    path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    failed = tmp_path / "failed.jsonl"
+    code = main(
+        [
+            "send",
+            str(path),
+            "--endpoint",
+            server.url,
+            "--content-col",
+            "content",
+            "--group-id-col",
+            "gid",
+            "--quiet",
+            "--failed-out",
+            str(failed),
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "1/3 events accepted" in captured.out
+    assert "'groupId' (column 'gid') must be an integer" in captured.err
+    written = [json.loads(line) for line in failed.read_text().splitlines()]
+    assert [r["content"] for r in written] == ["y", "z"]
+
+
+def test_dry_run_exit_code_and_nothing_sent(server: EmulatorServer, tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
+    assert (
+        main(
+            [
+                "send",
+                str(path),
+                "--endpoint",
+                server.url,
+                "--content-col",
+                "content",
+                "--dry-run",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    assert server.requests() == []
+
+
+def test_usage_errors_exit_2(
+    server: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
+    assert main(["send", str(path), "--endpoint", server.url, "--content-col", "nope"]) == 2
+    assert "no such column; columns: name, content" in capsys.readouterr().err
+    assert main(["send", str(tmp_path / "missing.csv"), "--endpoint", server.url]) == 2
+    assert main(["send", str(path), "--region", "mars-1"]) == 2
+    assert "valid region ids" in capsys.readouterr().err
+
+
+def test_missing_credentials_exit_2_and_say_where_it_looked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for var in (
+        "ALIBABA_CLOUD_ACCESS_KEY_ID",
+        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+        "ALIBABA_CLOUD_PROFILE",
+        "ALIBABA_CLOUD_CREDENTIALS_FILE",
+    ):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
+    assert (
+        main(["send", str(path), "--endpoint", "http://127.0.0.1:9", "--content-col", "content"])
+        == 2
+    )
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in capsys.readouterr().err
+
+
+def test_regions_and_module_entry_point() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "cms_magic", "regions"], check=True, capture_output=True, text=True
+    ).stdout
+    assert "ap-south-1" in out
+    assert "http://metrichub-ap-south-1.aliyuncs.com" in out
+    assert out.count("\n") == 17 + 3
+
+
+def test_endpoint_local_says_it_is_local(tmp_path: Path) -> None:
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cms_magic",
+            "send",
+            str(path),
+            "--endpoint",
+            "local",
+            "--content-col",
+            "content",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "local emulator" in run.stderr
+    assert "1/1 events accepted" in run.stdout
