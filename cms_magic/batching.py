@@ -76,36 +76,40 @@ def plan_batches(
     if len(where) != len(payloads):
         raise ValueError(f"{len(where)} positions for {len(payloads)} events")
 
+    sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
+    oversize = sizes + 2 > max_bytes
+    rejected: dict[int, str] = {
+        where[i]: (
+            f"the event is {int(sizes[i]) + 2:,} bytes as a request body; a request holds at "
+            f"most {max_bytes:,} bytes, so it cannot be sent (shorten 'content')"
+        )
+        for i in np.flatnonzero(oversize).tolist()
+    }
+    if rejected:
+        keep = np.flatnonzero(~oversize).tolist()
+        payloads = [payloads[i] for i in keep]
+        where = [where[i] for i in keep]
+        sizes = sizes[keep]
+    # Greedy packing in order. Byte limits rarely bind for typical events, so whole
+    # blocks of ``max_events`` are checked at once with prefix sums; only a block
+    # that does not fit is packed event by event.
+    ends = np.concatenate(([0], np.cumsum(sizes + 1)))  # each event plus its comma
     batches: list[Batch] = []
-    rejected: dict[int, str] = {}
-    members: list[int] = []
-    parts: list[bytes] = []
-    size = 2  # "[" and "]"
     number = first_number
-
-    def flush() -> None:
-        nonlocal size, number
-        batches.append(Batch(number, tuple(members), tuple(parts), b"[" + b",".join(parts) + b"]"))
+    n = len(payloads)
+    start = 0
+    while start < n:
+        stop = min(start + max_events, n)
+        if int(ends[stop] - ends[start]) + 1 > max_bytes:  # 2 brackets - 1 comma
+            stop = start + 1
+            while stop < n and stop - start < max_events:
+                if int(ends[stop + 1] - ends[start]) + 1 > max_bytes:
+                    break
+                stop += 1
+        parts = tuple(payloads[start:stop])
+        batches.append(
+            Batch(number, tuple(where[start:stop]), parts, b"[" + b",".join(parts) + b"]")
+        )
         number += 1
-        members.clear()
-        parts.clear()
-        size = 2
-
-    for position, payload in zip(where, payloads, strict=True):
-        length = len(payload)
-        if length + 2 > max_bytes:
-            rejected[position] = (
-                f"the event is {length + 2:,} bytes as a request body; a request holds at most "
-                f"{max_bytes:,} bytes, so it cannot be sent (shorten 'content')"
-            )
-            continue
-        grown = size + length + (1 if parts else 0)
-        if parts and (len(parts) >= max_events or grown > max_bytes):
-            flush()
-            grown = 2 + length
-        members.append(position)
-        parts.append(payload)
-        size = grown
-    if parts:
-        flush()
+        start = stop
     return BatchPlan(batches, rejected)
