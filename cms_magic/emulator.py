@@ -40,10 +40,12 @@ import hmac
 import http
 import ipaddress
 import json
+import random
 import re
 import signal
 import socket
 import socketserver
+import struct
 import sys
 import threading
 import time
@@ -115,16 +117,87 @@ def demo_credentials() -> Credentials:
 
 
 @dataclass(frozen=True)
+class Faults:
+    """Faults injected into upload requests, each at a rate from 0 to 1, reproducibly.
+
+    Before a request is processed (nothing stored): ``reset_before`` drops the
+    connection without an answer, ``error_500`` and ``error_503`` answer with
+    that status. After a request was accepted (its events ARE stored):
+    ``reset_after`` drops the connection without an answer, ``delay`` holds the
+    answer back ``delay_seconds`` (past a client's timeout), ``malformed``
+    answers 200 with a body that is not the service's JSON. Events whose
+    content contains ``poison_marker`` make their request a 400. Decisions come
+    from ``random.Random(seed)``, one draw before and one after each request.
+    Throttling beyond the quota is the emulator's ``qps``.
+    """
+
+    seed: int = 0
+    reset_before: float = 0.0
+    error_500: float = 0.0
+    error_503: float = 0.0
+    reset_after: float = 0.0
+    delay: float = 0.0
+    delay_seconds: float = 5.0
+    malformed: float = 0.0
+    poison_marker: str | None = None
+
+    def __post_init__(self) -> None:
+        rates = {
+            "reset_before": self.reset_before,
+            "error_500": self.error_500,
+            "error_503": self.error_503,
+            "reset_after": self.reset_after,
+            "delay": self.delay,
+            "malformed": self.malformed,
+        }
+        for name, rate in rates.items():
+            if not isinstance(rate, (int, float)) or not 0 <= rate <= 1:
+                raise ConfigError(f"fault {name!r} must be a rate from 0 to 1, got {_show(rate)}")
+        if self.reset_before + self.error_500 + self.error_503 > 1:
+            raise ConfigError("reset_before + error_500 + error_503 must not exceed 1")
+        if self.reset_after + self.delay + self.malformed > 1:
+            raise ConfigError("reset_after + delay + malformed must not exceed 1")
+        if not 0 <= self.delay_seconds <= 600:
+            raise ConfigError(f"delay_seconds must be 0..600, got {_show(self.delay_seconds)}")
+        if self.poison_marker == "":
+            raise ConfigError("poison_marker must be a non-empty string or None")
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Faults:
+        """Faults from a JSON object (the body of ``POST /_emulator/faults``)."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(
+                f"unknown fault(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+_MALFORMED_BODIES: Final = (
+    b'{"code":"200","msg":',
+    b"<html><body>502 Bad Gateway</body></html>",
+    b"",
+    b'{"status":"ok"}',
+)
+
+
+@dataclass(frozen=True)
 class EmulatorResponse:
     """What the handler answers: an HTTP status, headers and a JSON body.
 
     The body is ``{"code": "<status>", "msg": "...", "requestId": "..."}``; ``msg``
-    is empty on success.
+    is empty on success. ``fault`` names an injected transport fault the server
+    acts out (``reset_before``, ``reset_after``, ``delay``), else None.
     """
 
     status: int
     headers: dict[str, str]
     body: bytes
+    fault: str | None = None
 
     def json(self) -> Any:
         """The parsed body."""
@@ -173,6 +246,7 @@ class Emulator:
         max_body_bytes: int = MAX_BODY_BYTES,
         max_skew_seconds: float = MAX_CLOCK_SKEW_SECONDS,
         poison_marker: str | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.credentials: tuple[Credentials, ...] = _credentials_tuple(credentials)
         self._keys = {c.access_key_id: c for c in self.credentials}
@@ -192,6 +266,9 @@ class Emulator:
         self._buckets: dict[str, TokenBucket] = {}
         self._events: list[dict[str, Any]] = []
         self._log: list[dict[str, Any]] = []
+        self._faults = Faults()
+        self._rng = random.Random(0)  # noqa: S311 - reproducible fault draws, not security
+        self.set_faults(faults or Faults())
 
     def __repr__(self) -> str:
         ids = ", ".join(mask(c.access_key_id) for c in self.credentials)
@@ -210,6 +287,21 @@ class Emulator:
         with self._lock:
             self._qps = checked
             self._buckets.clear()
+
+    @property
+    def faults(self) -> Faults:
+        """The faults being injected (none by default)."""
+        return self._faults
+
+    def set_faults(self, faults: Faults) -> None:
+        """Inject these faults from now on; the random sequence restarts from their seed."""
+        with self._lock:
+            self._faults = faults
+            self._rng = random.Random(faults.seed)  # noqa: S311 - reproducible fault draws
+
+    def _draw(self) -> float:
+        with self._lock:
+            return self._rng.random()
 
     def events(self) -> list[dict[str, Any]]:
         """The accepted events, in the order received, as parsed from the bodies."""
@@ -249,6 +341,35 @@ class Emulator:
         """
         pairs = _header_pairs(headers)
         fields = _header_fields(pairs)
+        faults = self._faults
+        if urlsplit(target).path == UPLOAD_PATH:
+            before = self._draw()
+            key = _authorization_key_id(fields)
+            if before < faults.reset_before:
+                return self._answer(
+                    0,
+                    "injected fault: connection reset before the request was read",
+                    key_id=key,
+                    nbytes=len(body),
+                    events=0,
+                    fault="reset_before",
+                )
+            if before < faults.reset_before + faults.error_500:
+                return self._answer(
+                    500,
+                    "injected fault: internal server error",
+                    key_id=key,
+                    nbytes=len(body),
+                    events=_count_events(body),
+                )
+            if before < faults.reset_before + faults.error_500 + faults.error_503:
+                return self._answer(
+                    503,
+                    "injected fault: service unavailable",
+                    key_id=key,
+                    nbytes=len(body),
+                    events=_count_events(body),
+                )
         try:
             path, query = self._check_route(method, target)
             self._check_size(len(body))
@@ -258,7 +379,7 @@ class Emulator:
             credentials = self._check_key(key_id, fields)
             self._check_signature(credentials, method, path, query, pairs, sent_signature)
             self._check_quota(key_id)
-            events = _parse_events(body, self.poison_marker)
+            events = _parse_events(body, faults.poison_marker or self.poison_marker)
         except _Refusal as refusal:
             if refusal.events is not None:
                 count = refusal.events
@@ -274,15 +395,41 @@ class Emulator:
                 events=count,
                 extra_headers=refusal.headers,
             )
-        return self._answer(
-            200, "", key_id=key_id, nbytes=len(body), events=len(events), accepted=events
+        after = self._draw()
+        fault: str | None = None
+        if after < faults.reset_after:
+            fault = "reset_after"
+        elif after < faults.reset_after + faults.delay:
+            fault = "delay"
+        answer = self._answer(
+            200,
+            "",
+            key_id=key_id,
+            nbytes=len(body),
+            events=len(events),
+            accepted=events,
+            fault=fault,
         )
+        if fault is None and after < faults.reset_after + faults.delay + faults.malformed:
+            malformed = _MALFORMED_BODIES[int(after * 1e6) % len(_MALFORMED_BODIES)]
+            return EmulatorResponse(200, answer.headers, malformed, "malformed")
+        return answer
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
-        """:meth:`handle` for ``httpx.MockTransport(emulator.handle_request)``."""
+        """:meth:`handle` for ``httpx.MockTransport(emulator.handle_request)``.
+
+        Injected transport faults become the exceptions httpx raises for them:
+        a reset is a ``RemoteProtocolError``, a delay a ``ReadTimeout``.
+        """
         body = request.read()
         target = request.url.raw_path.decode("ascii")
         answer = self.handle(request.method, target, request.headers.multi_items(), body)
+        if answer.fault in ("reset_before", "reset_after"):
+            raise httpx.RemoteProtocolError(
+                "Server disconnected without sending a response.", request=request
+            )
+        if answer.fault == "delay":
+            raise httpx.ReadTimeout("injected delay past the client's timeout", request=request)
         return httpx.Response(
             answer.status, headers=answer.headers, content=answer.body, request=request
         )
@@ -491,6 +638,7 @@ class Emulator:
         events: int,
         accepted: list[dict[str, Any]] | None = None,
         extra_headers: Mapping[str, str] | None = None,
+        fault: str | None = None,
     ) -> EmulatorResponse:
         """Store accepted events, log the request and build the response."""
         now = self.clock()
@@ -505,6 +653,7 @@ class Emulator:
             "key_id": key_id,
             "time": datetime.fromtimestamp(now, timezone.utc).isoformat(timespec="milliseconds"),
             "request_id": request_id,
+            "fault": fault,
         }
         with self._lock:
             if accepted:
@@ -513,7 +662,7 @@ class Emulator:
         headers = {"Content-Type": CONTENT_TYPE, "Date": format_date(now)}
         headers.update(extra_headers or {})
         body = {"code": code, "msg": msg, "requestId": request_id}
-        return EmulatorResponse(status, headers, _json_bytes(body))
+        return EmulatorResponse(status, headers, _json_bytes(body), fault)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -798,7 +947,20 @@ class _Handler(BaseHTTPRequestHandler):
         if len(body) < length:  # the client went away mid-body
             self.close_connection = True
             return
-        self._send(emulator.handle(self.command, self.path, headers, body))
+        answer = emulator.handle(self.command, self.path, headers, body)
+        if answer.fault in ("reset_before", "reset_after"):
+            self._reset_connection()
+            return
+        if answer.fault == "delay":
+            self.server.stopping.wait(emulator.faults.delay_seconds)
+        self._send(answer)
+
+    def _reset_connection(self) -> None:
+        """Drop the connection with a TCP reset, sending no answer (an injected fault)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
 
     # ----------------------------------------------------------------- admin
 
@@ -815,14 +977,23 @@ class _Handler(BaseHTTPRequestHandler):
             msg = "admin endpoints take no body (or a small one with a Content-Length)"
             self._refuse_unread(_admin_response(400, {"code": "400", "msg": msg}, now))
             return
-        if length:
-            self.rfile.read(length)
+        payload = self.rfile.read(length) if length else b""
         path = urlsplit(self.path).path
+        if path == "/_emulator/faults" and self.command == "POST":
+            try:
+                faults = Faults.from_dict(json.loads(payload or b"{}"))
+            except (ValueError, TypeError, ConfigError) as exc:
+                self._send(_admin_response(400, {"code": "400", "msg": str(exc)}, now))
+                return
+            emulator.set_faults(faults)
+            self._send(_admin_response(200, faults.to_dict(), now))
+            return
         routes: dict[str, tuple[str, Callable[[], object]]] = {
             "/_emulator/health": ("GET", lambda: {"ok": True}),
             "/_emulator/events": ("GET", emulator.events),
             "/_emulator/requests": ("GET", emulator.requests),
             "/_emulator/reset": ("POST", lambda: _reset(emulator)),
+            "/_emulator/faults": ("GET", emulator.faults.to_dict),
         }
         route = routes.get(path)
         if route is None:
@@ -927,6 +1098,8 @@ class EmulatorServer(ThreadingHTTPServer):
         self._connections_accepted = 0
         self._thread: threading.Thread | None = None
         self._stopped = False
+        #: Set by :meth:`stop`; injected delays end early when it is set.
+        self.stopping = threading.Event()
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), _Handler)
@@ -989,6 +1162,7 @@ class EmulatorServer(ThreadingHTTPServer):
             if self._stopped:
                 return
             self._stopped = True
+            self.stopping.set()
             thread = self._thread
         if thread is not None:
             self.shutdown()

@@ -145,6 +145,7 @@ def test_good_request_is_accepted_stored_and_logged() -> None:
             "key_id": DEMO_ACCESS_KEY_ID,
             "time": "2023-11-14T22:13:20.000+00:00",
             "request_id": payload["requestId"],
+            "fault": None,
         }
     ]
 
