@@ -124,7 +124,7 @@ class ResultBuilder:
         *,
         elapsed: float,
         source: Any = None,
-        resend: Callable[[SendResult, bool], SendResult] | None = None,
+        resend: Callable[[SendResult, np.ndarray[Any, Any]], SendResult] | None = None,
         endpoint: str = "",
         cancelled: bool = False,
     ) -> SendResult:
@@ -164,7 +164,7 @@ class SendResult:
         elapsed: float,
         error: str | None = None,
         source: Any = None,
-        resend: Callable[[SendResult, bool], SendResult] | None = None,
+        resend: Callable[[SendResult, np.ndarray[Any, Any]], SendResult] | None = None,
         endpoint: str = "",
         cancelled: bool = False,
     ) -> None:
@@ -294,16 +294,34 @@ class SendResult:
             return self._source.iloc[positions]
         return [self._source[i] for i in positions.tolist()]
 
-    def retry(self, *, include_unknown: bool = False) -> SendResult:
-        """Send again every row that was not accepted (``unknown`` rows only if asked).
+    def retry_mask(
+        self, *, include_unknown: bool = False, include_rejected: bool = False
+    ) -> np.ndarray[Any, Any]:
+        """Boolean per row: what :meth:`retry` would resend."""
+        mask: np.ndarray[Any, Any] = self._status == NOT_SENT
+        if include_unknown:
+            mask |= self._status == UNKNOWN
+        if include_rejected:
+            mask |= self._status == REJECTED
+        return mask
 
-        Returns a new result over all the rows of this one: rows already
-        accepted stay accepted, the others take the outcome of the new attempt.
-        Resending ``unknown`` rows may duplicate events that did arrive.
+    def retry(self, *, include_unknown: bool = False, include_rejected: bool = False) -> SendResult:
+        """Send again the rows that were not sent; a new result over all the rows.
+
+        Rows already accepted keep their status; the others take the outcome of
+        the new attempt. ``unknown`` rows are resent only with
+        ``include_unknown=True``: some of them may have arrived, and the API has
+        no way to tell, so resending may duplicate events. ``rejected`` rows
+        (invalid, or refused by the service with a 400) would fail the same way:
+        fix them (``failed()`` gives the source rows) or pass
+        ``include_rejected=True``.
         """
         if self._resend is None:
             raise RuntimeError("this result cannot be retried: it was not made by cms_magic.send")
-        return self._resend(self, include_unknown)
+        positions = np.flatnonzero(
+            self.retry_mask(include_unknown=include_unknown, include_rejected=include_rejected)
+        )
+        return self._resend(self, positions)
 
     def merged(self, again: SendResult, positions: np.ndarray[Any, Any]) -> SendResult:
         """This result with the rows at ``positions`` replaced by ``again``'s rows (in order).

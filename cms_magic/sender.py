@@ -959,8 +959,7 @@ class _Run:
             except Exception:  # a broken renderer must not break the send
                 log.exception("progress callback failed")
 
-    def _resend(self, previous: SendResult, include_unknown: bool) -> SendResult:
-        positions = np.flatnonzero(previous.failed_mask(include_unknown))
+    def _resend(self, previous: SendResult, positions: np.ndarray[Any, Any]) -> SendResult:
         source = self.prepared.source
         if hasattr(source, "iloc"):
             subset: Any = source.iloc[positions]
