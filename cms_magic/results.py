@@ -189,6 +189,8 @@ class SendResult:
         self._events_frame: pd.DataFrame | None = None
         #: For a dry run: the first request as it would be sent (Authorization masked).
         self.preview: dict[str, Any] | None = None
+        #: Warnings raised during the send (e.g. this machine's clock is off).
+        self.warnings: list[str] = []
 
     # ----------------------------------------------------------------- raw access
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import email.utils
 import logging
 import random as _random
 import sys
@@ -89,6 +90,10 @@ log = logging.getLogger("cms_magic")
 
 Outcome = Literal["accepted", "rejected", "throttled", "auth", "server_error", "bad_response"]
 Sleep = Callable[[float], Awaitable[None]]
+
+#: A server Date further than this from our clock gets one warning per endpoint.
+CLOCK_SKEW_WARNING_SECONDS = 300.0
+_skew_warned: set[str] = set()
 
 _THROTTLE_WORDS = ("throttl", "rate limit", "too many", "flow control", "qps", "exceeded the limit")
 _RETRY_STATUSES = frozenset({500, 502, 503, 504})
@@ -157,8 +162,6 @@ def _retry_after(headers: Mapping[str, str] | None) -> float | None:
     try:
         return max(0.0, float(raw))
     except ValueError:
-        import email.utils
-
         try:
             when = email.utils.parsedate_to_datetime(raw)
         except (TypeError, ValueError):
@@ -609,6 +612,7 @@ class _Run:
         self.errors = 0
         self.started = 0.0
         self.preview: dict[str, Any] | None = None
+        self.warnings: list[str] = []
 
     def add_progress(self, callback: ProgressCallback | None) -> None:
         if callback is not None:
@@ -680,6 +684,7 @@ class _Run:
             cancelled=self.control.cancelled.is_set() and self.builder.error is None,
         )
         result.preview = self.preview
+        result.warnings = list(self.warnings)
         return result
 
     async def _produce(self, queue: asyncio.Queue[Batch | None], workers: int) -> None:
@@ -904,6 +909,7 @@ class _Run:
                 "or may not have been delivered; resend with result.retry(include_unknown=True)"
             )
             return final("unknown", reason, verdict, None, retryable=self.client.retry_ambiguous)
+        self._check_clock_skew(response.headers.get("date"))
         verdict = classify(response.status_code, response.content, response.headers)
         http_status = response.status_code
         what = f"HTTP {http_status}, code {verdict.code}: {verdict.msg or 'no message'}"
@@ -927,6 +933,27 @@ class _Run:
             return final("not_sent", reason, verdict, http_status, retryable=True)
         reason = f"unknown: unexpected answer ({what}); the events may have been delivered"
         return final("unknown", reason, verdict, http_status)
+
+    def _check_clock_skew(self, server_date: str | None) -> None:
+        """Warn once per endpoint when the server's clock and ours differ by over 5 minutes."""
+        if server_date is None or self.client.url in _skew_warned:
+            return
+        try:
+            server_time = email.utils.parsedate_to_datetime(server_date).timestamp()
+        except (TypeError, ValueError):
+            return
+        skew = self.client.clock() - server_time
+        if abs(skew) <= CLOCK_SKEW_WARNING_SECONDS:
+            return
+        _skew_warned.add(self.client.url)
+        direction = "ahead of" if skew > 0 else "behind"
+        message = (
+            f"this machine's clock is {abs(skew):,.0f} s {direction} the server at "
+            f"{self.client.url}; the service refuses requests whose Date is more than 15 "
+            "minutes off: synchronise the clock (NTP, e.g. `timedatectl set-ntp true`)"
+        )
+        self.warnings.append(message)
+        log.warning("%s", message)
 
     async def _take_quota_slot(self) -> None:
         quota = self.client._quota()

@@ -524,3 +524,25 @@ def test_result_frames_and_html() -> None:
     assert "poison marker" in html
     body = orjson.loads(orjson.dumps(emulator.events()[0]))
     assert body["name"] == "ev0"
+
+
+def test_clock_skew_is_warned_once_with_what_to_do(caplog: pytest.LogCaptureFixture) -> None:
+    from cms_magic import sender
+
+    real_now = [2_000_000_000.0]
+    emulator = Emulator(qps=0, clock=lambda: real_now[0])  # the server's clock
+    ours = [real_now[0] + 600.0]  # ten minutes fast: still accepted (under 15), but warned
+    sender._skew_warned.discard("http://127.0.0.1:9")
+    client = no_sleep_client(emulator.handle_request, clock=lambda: ours[0])
+    with caplog.at_level("WARNING", logger="cms_magic"):
+        first = client.send(frame(300), content_col="content")
+        second = client.send(frame(10), content_col="content")
+    assert first.ok
+    assert len(first.warnings) == 1
+    assert "600 s ahead of the server" in first.warnings[0]
+    assert "synchronise the clock" in first.warnings[0]
+    assert second.warnings == []  # once per endpoint
+    assert sum("clock" in r.getMessage() for r in caplog.records) == 1
+    sender._skew_warned.discard("http://127.0.0.1:9")
+    in_time = no_sleep_client(emulator.handle_request, clock=lambda: real_now[0] + 60)
+    assert in_time.send(frame(1), content_col="content").warnings == []
