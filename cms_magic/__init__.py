@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from cms_magic.samples import sample_frame
     from cms_magic.sender import Client, Progress, RetryPolicy, SendJob, last_result, send
     from cms_magic.signing import CmsAuth
+    from cms_magic.widget import panel
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -59,11 +60,14 @@ __all__ = [
     "endpoint",
     "events_from_frame",
     "last_result",
+    "load_ipython_extension",
+    "panel",
     "plan_batches",
     "regions",
     "resolve_credentials",
     "sample_frame",
     "send",
+    "unload_ipython_extension",
 ]
 
 # name -> submodule that defines it
@@ -96,7 +100,26 @@ _LAZY: dict[str, str] = {
     "SendJob": "sender",
     "last_result": "sender",
     "sample_frame": "samples",
+    "panel": "widget",
 }
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext cms_magic``: register ``%%cms_event``, ``%cms`` and ``%config CmsMagic``.
+
+    The magic module (and IPython) is imported only here, so ``import cms_magic``
+    stays light. Loading twice is harmless.
+    """
+    from cms_magic.magic import load_ipython_extension as load
+
+    load(ipython)
+
+
+def unload_ipython_extension(ipython: Any) -> None:
+    """``%unload_ext cms_magic``: remove the magics and the ``CmsMagic`` configurable."""
+    from cms_magic.magic import unload_ipython_extension as unload
+
+    unload(ipython)
 
 
 def __getattr__(name: str) -> Any:

@@ -31,8 +31,7 @@ def final_line(progress: Progress, *, dry_run: bool = False) -> str:
         head = f"dry run: {progress.done:,}/{progress.total:,} events would be sent"
     else:
         head = (
-            f"{progress.accepted:,}/{progress.total:,} events accepted "
-            f"in {progress.elapsed:.1f} s"
+            f"{progress.accepted:,}/{progress.total:,} events accepted in {progress.elapsed:.1f} s"
         )
     others = [
         f"{count:,} {what}"
@@ -44,6 +43,17 @@ def final_line(progress: Progress, *, dry_run: bool = False) -> str:
         if count
     ]
     return head + ("; " + ", ".join(others) if others else "")
+
+
+def _closing(progress: Progress, dry_run: bool, background: bool) -> str:
+    """The status text: the running counts; at the end of a background send, its outcome.
+
+    A foreground send ends with the magic's summary line just below, so its
+    status keeps the counts instead of saying the same thing twice.
+    """
+    if progress.finished and background:
+        return final_line(progress, dry_run=dry_run)
+    return progress.line()
 
 
 class _Throttle:
@@ -66,11 +76,16 @@ class _Throttle:
 class WidgetProgress:
     """An ``HBox`` of an ``IntProgress`` bar and a status ``Label``, displayed once."""
 
-    def __init__(self, total: int, *, label: str, dry_run: bool = False) -> None:
+    def __init__(
+        self, total: int, *, label: str, dry_run: bool = False, background: bool = False
+    ) -> None:
         import ipywidgets as widgets
-        from IPython.display import display
+        from IPython import display as ipython_display
+
+        display: Any = ipython_display.display
 
         self._dry_run = dry_run
+        self._background = background
         self._label = label
         self._throttle = _Throttle(1.0 / _UPDATES_PER_SECOND)
         self.bar: Any = widgets.IntProgress(
@@ -93,30 +108,30 @@ class WidgetProgress:
                 self.bar.bar_style = "danger"
             else:
                 self.bar.bar_style = "warning"
-            self.status.value = f"{self._label}: {final_line(progress, dry_run=self._dry_run)}"
-        else:
-            self.status.value = f"{self._label}: {progress.line()}"
+        self.status.value = f"{self._label}: {_closing(progress, self._dry_run, self._background)}"
 
 
 class TextDisplayProgress:
     """One plain-text line in the cell, updated in place by display id (in a kernel)."""
 
-    def __init__(self, total: int, *, label: str, dry_run: bool = False) -> None:
-        from IPython.display import Pretty, display
+    def __init__(
+        self, total: int, *, label: str, dry_run: bool = False, background: bool = False
+    ) -> None:
+        from IPython import display as ipython_display
 
-        self._pretty = Pretty
+        display: Any = ipython_display.display
+        pretty: Any = ipython_display.Pretty
+        self._pretty = pretty
         self._dry_run = dry_run
+        self._background = background
         self._label = label
         self._throttle = _Throttle(1.0 / _UPDATES_PER_SECOND)
-        self.handle: Any = display(Pretty(f"{label}: starting, {total:,} events"), display_id=True)
+        self.handle: Any = display(pretty(f"{label}: starting, {total:,} events"), display_id=True)
 
     def __call__(self, progress: Progress) -> None:
         if not progress.finished and not self._throttle.ready():
             return
-        if progress.finished:
-            text = final_line(progress, dry_run=self._dry_run)
-        else:
-            text = progress.line()
+        text = _closing(progress, self._dry_run, self._background)
         if self.handle is not None:
             self.handle.update(self._pretty(f"{self._label}: {text}"))
 

@@ -177,8 +177,9 @@ class Conversion:
 class EventMapping:
     """How a frame's columns become event fields; each field is a constant or a column.
 
-    ``content`` defaults to the whole row as compact JSON. ``name`` defaults to
-    a column called ``name`` when the frame has one.
+    ``name`` defaults to a column called ``name``, ``content`` to a column
+    called ``content``, when the frame has one; without a ``content`` column or
+    template, the content is the whole row as compact JSON.
     """
 
     name: str | None = None
@@ -243,12 +244,15 @@ class EventMapping:
                     f"content_template refers to {', '.join(map(repr, missing))}: no such "
                     f"column; columns: {', '.join(available)}"
                 )
-        if name_col == self.name_col:
+        content_col = self.content_col
+        if content_col is None and self.content_template is None and "content" in available:
+            content_col = "content"
+        if name_col == self.name_col and content_col == self.content_col:
             return self
         return EventMapping(
             name=self.name,
             name_col=name_col,
-            content_col=self.content_col,
+            content_col=content_col,
             content_template=self.content_template,
             group_id=self.group_id,
             group_id_col=self.group_id_col,
@@ -317,8 +321,9 @@ def events_from_frame(
 
     Each field comes from a constant or a column: ``name``/``name_col``,
     ``content_col``/``content_template`` (a ``str.format`` template over the
-    row, e.g. ``"{host}: {message}"``; default: the whole row as compact JSON),
-    ``group_id``/``group_id_col``, ``time_col`` with ``tz`` for naive times.
+    row, e.g. ``"{host}: {message}"``; default: a ``content`` column if there
+    is one, else the whole row as compact JSON), ``group_id``/``group_id_col``,
+    ``time_col`` with ``tz`` for naive times.
     """
     mapping = EventMapping(
         name=name,
@@ -377,6 +382,10 @@ def events_from_records(records: Iterable[Any]) -> Conversion:
                 f"unknown field(s) {', '.join(map(repr, unknown))}; "
                 "an event has 'name', 'content', 'groupId', 'time'"
             )
+        for key in ("name", "content"):
+            value = record.get(key)
+            if value is not None and not isinstance(value, str):
+                pre_rejected.setdefault(position, f"'{key}' must be a string, got {_show(value)}")
         group = record.get("groupId", record.get("group_id"))
         rows.append(
             {

@@ -368,8 +368,12 @@ class SendResult:
             cancelled=again.cancelled,
         )
 
-    def summary(self) -> str:
-        """One line: accepted out of total, the time, what else happened and where to look."""
+    def summary(self, name: str = "result") -> str:
+        """One line: accepted out of total, the time, what else happened and where to look.
+
+        ``name`` is what the pointer at the failed rows calls this result
+        (``-> result.failed()``).
+        """
         counts = self.counts()
         total = len(self)
         if counts["dry_run"]:
@@ -387,7 +391,7 @@ class SendResult:
         if self.error:
             line += f"; stopped: {self.error}"
         if others:
-            line += " -> result.failed()"
+            line += f" -> {name}.failed()"
         return line
 
     def __repr__(self) -> str:

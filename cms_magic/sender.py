@@ -372,7 +372,16 @@ class SendJob:
         self._control.cancelled.set()
 
     def done(self) -> bool:
+        """True when the send has ended (done, cancelled or failed)."""
         return self._future.done()
+
+    def add_done_callback(self, callback: Callable[[SendJob], None]) -> None:
+        """Call ``callback(job)`` when the send ends (at once if it already has).
+
+        It runs in the thread that finishes the send: update widgets through
+        traits, not by printing.
+        """
+        self._future.add_done_callback(lambda _: callback(self))
 
     def __repr__(self) -> str:
         progress = self.progress

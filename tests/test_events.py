@@ -264,3 +264,18 @@ def test_lone_surrogates_are_rejected_not_raised() -> None:
     whole_row = events_from_frame(df)
     assert whole_row.positions.tolist() == [0]
     assert 1 in whole_row.rejected
+
+
+def test_content_defaults_to_a_content_column_then_to_the_whole_row() -> None:
+    df = pd.DataFrame({"name": ["n"], "content": ["the text"], "x": [1]})
+    assert decoded(events_from_frame(df))[0]["content"] == "the text"
+    without = pd.DataFrame({"name": ["n"], "x": [1]})
+    assert orjson.loads(decoded(events_from_frame(without))[0]["content"]) == {"name": "n", "x": 1}
+
+
+def test_records_need_string_name_and_content() -> None:
+    conv = events_from_records([{"name": "a", "content": 5}, {"name": 1.5, "content": "b"}])
+    assert conv.rejected == {
+        0: "'content' must be a string, got 5",
+        1: "'name' must be a string, got 1.5",
+    }
