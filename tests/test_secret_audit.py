@@ -110,6 +110,11 @@ def test_no_secret_in_any_core_output(caplog: pytest.LogCaptureFixture, tmp_path
         sink.add(exc, "".join(traceback.format_exception(exc)))
     sink.add("\n".join(r.getMessage() for r in caplog.records))
     sink.add("\n".join(str(r.args) for r in caplog.records))
+    assert len(caplog.records) > 100  # the DEBUG logs of httpx, httpcore and cms_magic
+    assert sum(len(t) for t in sink.texts) > 100_000
+    control = Sink()
+    control.add(creds.access_key_secret)
+    assert control.leaks() == 2  # the audit would see a leak
     assert sink.leaks() == 0
 
 
