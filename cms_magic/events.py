@@ -72,6 +72,13 @@ def _show(value: object) -> str:
     return text if len(text) <= _PREVIEW else text[: _PREVIEW - 3] + "..."
 
 
+def _valid_group_id(value: object) -> bool:
+    """None, or an int (not a bool) that fits the API's non-negative Long."""
+    if value is None:
+        return True
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _INT64_MAX
+
+
 def _field(name: str, column: str | None) -> str:
     return f"'{name}' (column {column!r})" if column is not None else f"'{name}'"
 
@@ -99,11 +106,7 @@ class Event:
             value = getattr(self, name)
             if not isinstance(value, str) or not value:
                 raise ValueError(f"{name!r} must be a non-empty string, got {_show(value)}")
-        if self.group_id is not None and (
-            isinstance(self.group_id, bool)
-            or not isinstance(self.group_id, int)
-            or not 0 <= self.group_id <= _INT64_MAX
-        ):
+        if not _valid_group_id(self.group_id):
             raise ValueError(
                 f"'groupId' must be a non-negative integer, got {_show(self.group_id)}"
             )
@@ -202,11 +205,7 @@ class EventMapping:
                 raise MappingError(f"give {first} or {second}, not both")
         if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
             raise MappingError(f"name must be a non-empty string, got {_show(self.name)}")
-        if self.group_id is not None and (
-            isinstance(self.group_id, bool)
-            or not isinstance(self.group_id, int)
-            or not 0 <= self.group_id <= _INT64_MAX
-        ):
+        if not _valid_group_id(self.group_id):
             raise MappingError(
                 f"group_id must be a non-negative integer, got {_show(self.group_id)}"
             )
