@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-installed
 
-.PHONY: demo test lint typecheck unit bench lab clean
+.PHONY: demo test lint typecheck unit browser bench lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,11 @@ typecheck: $(DEPS)
 unit: $(DEPS)
 	$(BIN)/python -m pytest
 
-test: lint typecheck unit
+# Debian's Chromium for the real-browser panel test (installs nothing when present).
+browser:
+	bash tools/install-browser.sh
+
+test: lint typecheck browser unit
 
 bench: $(DEPS)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

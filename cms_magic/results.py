@@ -24,12 +24,14 @@ import html
 import threading
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 import numpy as np
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from cms_magic.sender import SendJob
 
 __all__ = ["STATUSES", "RequestRecord", "ResultBuilder", "SendResult"]
 
@@ -124,7 +126,7 @@ class ResultBuilder:
         *,
         elapsed: float,
         source: Any = None,
-        resend: Callable[[SendResult, np.ndarray[Any, Any]], SendResult] | None = None,
+        resend: Callable[[SendResult, np.ndarray[Any, Any], bool], Any] | None = None,
         endpoint: str = "",
         cancelled: bool = False,
     ) -> SendResult:
@@ -164,7 +166,7 @@ class SendResult:
         elapsed: float,
         error: str | None = None,
         source: Any = None,
-        resend: Callable[[SendResult, np.ndarray[Any, Any]], SendResult] | None = None,
+        resend: Callable[[SendResult, np.ndarray[Any, Any], bool], Any] | None = None,
         endpoint: str = "",
         cancelled: bool = False,
     ) -> None:
@@ -307,7 +309,31 @@ class SendResult:
             mask |= self._status == REJECTED
         return mask
 
-    def retry(self, *, include_unknown: bool = False, include_rejected: bool = False) -> SendResult:
+    @overload
+    def retry(
+        self,
+        *,
+        include_unknown: bool = ...,
+        include_rejected: bool = ...,
+        background: Literal[False] = ...,
+    ) -> SendResult: ...
+
+    @overload
+    def retry(
+        self,
+        *,
+        include_unknown: bool = ...,
+        include_rejected: bool = ...,
+        background: Literal[True],
+    ) -> SendJob: ...
+
+    def retry(
+        self,
+        *,
+        include_unknown: bool = False,
+        include_rejected: bool = False,
+        background: bool = False,
+    ) -> SendResult | SendJob:
         """Send again the rows that were not sent; a new result over all the rows.
 
         Rows already accepted keep their status; the others take the outcome of
@@ -316,14 +342,16 @@ class SendResult:
         no way to tell, so resending may duplicate events. ``rejected`` rows
         (invalid, or refused by the service with a 400) would fail the same way:
         fix them (``failed()`` gives the source rows) or pass
-        ``include_rejected=True``.
+        ``include_rejected=True``. ``background=True`` returns a ``SendJob``
+        whose result is the merged one.
         """
         if self._resend is None:
             raise RuntimeError("this result cannot be retried: it was not made by cms_magic.send")
         positions = np.flatnonzero(
             self.retry_mask(include_unknown=include_unknown, include_rejected=include_rejected)
         )
-        return self._resend(self, positions)
+        outcome: SendResult | SendJob = self._resend(self, positions, background)
+        return outcome
 
     def merged(self, again: SendResult, positions: np.ndarray[Any, Any]) -> SendResult:
         """This result with the rows at ``positions`` replaced by ``again``'s rows (in order).

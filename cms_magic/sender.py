@@ -345,6 +345,8 @@ class SendJob:
     def status(self) -> Literal["running", "done", "cancelled", "failed"]:
         if not self._future.done():
             return "running"
+        if self._future.cancelled():
+            return "cancelled"
         if self._future.exception() is not None:
             return "failed"
         return "cancelled" if self._future.result().cancelled else "done"
@@ -684,7 +686,6 @@ class _Run:
                 producer.cancel()
                 for worker in workers:
                     worker.cancel()
-        self._report(finished=True)
         result = self.builder.build(
             elapsed=time.perf_counter() - self.started,
             source=self.prepared.source,
@@ -694,6 +695,7 @@ class _Run:
         )
         result.preview = self.preview
         result.warnings = list(self.warnings)
+        self._report(finished=True)
         return result
 
     async def _produce(self, queue: asyncio.Queue[Batch | None], workers: int) -> None:
@@ -995,14 +997,31 @@ class _Run:
             except Exception:  # a broken renderer must not break the send
                 log.exception("progress callback failed")
 
-    def _resend(self, previous: SendResult, positions: np.ndarray[Any, Any]) -> SendResult:
+    def _resend(
+        self, previous: SendResult, positions: np.ndarray[Any, Any], background: bool
+    ) -> Any:
+        """Send the rows at ``positions`` again; the result is merged into ``previous``."""
         source = self.prepared.source
         if hasattr(source, "iloc"):
             subset: Any = source.iloc[positions]
         else:
             subset = [source[i] for i in positions.tolist()]
-        again: SendResult = self.client.send(subset, dry_run=self.dry_run, **self.mapping)
-        return previous.merged(again, positions)
+        if not background:
+            again: SendResult = self.client.send(subset, dry_run=self.dry_run, **self.mapping)
+            return _remember(previous.merged(again, positions))
+        job: SendJob = self.client.send(
+            subset, dry_run=self.dry_run, background=True, **self.mapping
+        )
+        merged: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
+
+        def finish(done: SendJob) -> None:
+            try:
+                merged.set_result(_remember(previous.merged(done.result(), positions)))
+            except BaseException as exc:  # handed to whoever waits on the job
+                merged.set_exception(exc)
+
+        job.add_done_callback(finish)
+        return SendJob(merged, job._control)
 
 
 def _wait_interruptibly(future: concurrent.futures.Future[SendResult]) -> SendResult:

@@ -546,3 +546,20 @@ def test_clock_skew_is_warned_once_with_what_to_do(caplog: pytest.LogCaptureFixt
     sender._skew_warned.discard("http://127.0.0.1:9")
     in_time = no_sleep_client(emulator.handle_request, clock=lambda: real_now[0] + 60)
     assert in_time.send(frame(1), content_col="content").warnings == []
+
+
+def test_retry_in_the_background_returns_a_job_with_the_merged_result() -> None:
+    emulator = Emulator(qps=0)
+    script = Script(emulator, [httpx.ConnectError("refused")] * 2)
+    client = no_sleep_client(script, retry=RetryPolicy(max_attempts=2), concurrency=1)
+    first = client.send(frame(150), content_col="content")
+    assert first.counts()["not_sent"] == 100  # the first batch ran out of attempts
+    job = first.retry(background=True)
+    assert isinstance(job, cms_magic.SendJob)
+    assert job.wait(30)
+    assert job.status == "done"
+    merged = job.result()
+    assert merged.ok
+    assert len(merged) == 150
+    assert cms_magic.last_result() is merged
+    assert len(emulator.events()) == 150
