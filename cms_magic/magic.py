@@ -589,7 +589,7 @@ class CmsMagic(Magics):
         "--content-template",
         metavar="TEMPLATE",
         help="Content as a str.format template over the row, e.g. '{host}: {message}' "
-        "(default: the whole row as JSON).",
+        "(default: a 'content' column, else the whole row as JSON).",
     )
     @argument("--group-id", metavar="N", type=int, help="Application group id for every row.")
     @argument("--group-id-col", metavar="COL", help="Column holding the group id.")
