@@ -65,14 +65,17 @@ def plan_batches(
         raise ValueError(f"max_events must be 1..{MAX_EVENTS_PER_REQUEST}, got {max_events}")
     if not 3 <= max_bytes <= MAX_BODY_BYTES:
         raise ValueError(f"max_bytes must be 3..{MAX_BODY_BYTES}, got {max_bytes}")
-    payloads = [e.to_json() if isinstance(e, Event) else e for e in events]
-    where: list[int] = (
-        list(range(len(payloads)))
-        if positions is None
-        else [
-            int(p) for p in (positions.tolist() if isinstance(positions, np.ndarray) else positions)
-        ]
+    encoded = bool(events) and not isinstance(events[0], Event)  # one kind per call
+    payloads: Sequence[bytes] = (
+        events if encoded or not events else [e.to_json() for e in events]  # type: ignore[assignment,union-attr]
     )
+    where: list[int]
+    if positions is None:
+        where = list(range(len(payloads)))
+    elif isinstance(positions, np.ndarray):
+        where = positions.tolist()
+    else:
+        where = [int(p) for p in positions]
     if len(where) != len(payloads):
         raise ValueError(f"{len(where)} positions for {len(payloads)} events")
 

@@ -75,6 +75,15 @@ class ResultBuilder:
         self.requests: list[RequestRecord] = []
         self.error: str | None = None
         self._lock = threading.Lock()
+        # Rows per status, kept up to date on every change: progress reads it per request.
+        self._counts = np.zeros(len(STATUSES), dtype=np.int64)
+        self._counts[NOT_SENT] = total
+
+    def _set_status(self, where: np.ndarray[Any, Any], code: int) -> None:
+        """Change the status of rows ``where`` (lock held), keeping the counts exact."""
+        self._counts -= np.bincount(self.status[where], minlength=len(STATUSES))
+        self._counts[code] += len(where)
+        self.status[where] = code
 
     def reject(self, rejected: dict[int, str]) -> None:
         """Rows that cannot become (or fit in) a request, with their reasons."""
@@ -82,7 +91,7 @@ class ResultBuilder:
             return
         with self._lock:
             where = np.fromiter(rejected.keys(), dtype=np.int64, count=len(rejected))
-            self.status[where] = REJECTED
+            self._set_status(where, REJECTED)
             self.reasons.update(rejected)
 
     def settle(
@@ -100,12 +109,13 @@ class ResultBuilder:
             return
         where = np.asarray(positions, dtype=np.int64)
         with self._lock:
-            self.status[where] = _CODE[status]
+            self._set_status(where, _CODE[status])
             self.batch[where] = batch
             self.attempts[where] = attempts
             if reason is None:
-                for position in positions:
-                    self.reasons.pop(position, None)
+                if self.reasons:
+                    for position in positions:
+                        self.reasons.pop(position, None)
             else:
                 self.reasons.update(dict.fromkeys(positions, reason))
             if request_id is not None:
@@ -117,9 +127,10 @@ class ResultBuilder:
             self.requests.append(record)
 
     def counts(self) -> dict[str, int]:
+        """Rows per status so far, in O(1)."""
         with self._lock:
-            numbers = np.bincount(self.status, minlength=len(STATUSES))
-        return {name: int(numbers[code]) for code, name in enumerate(STATUSES)}
+            numbers = self._counts.tolist()
+        return dict(zip(STATUSES, numbers, strict=True))
 
     def build(
         self,

@@ -624,6 +624,7 @@ class _Run:
         self.started = 0.0
         self.preview: dict[str, Any] | None = None
         self.warnings: list[str] = []
+        self.upload_url = httpx.URL(self.client.url + UPLOAD_PATH)  # parsed once per send
 
     def add_progress(self, callback: ProgressCallback | None) -> None:
         if callback is not None:
@@ -878,7 +879,7 @@ class _Run:
         began = time.perf_counter()
         request = self.http.build_request(
             "POST",
-            self.client.url + UPLOAD_PATH,
+            self.upload_url,
             content=body,
             headers={"Content-Type": "application/json"},
         )
