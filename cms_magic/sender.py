@@ -323,9 +323,11 @@ class _Control:
         self.progress: Progress | None = None
         self.tasks: list[asyncio.Task[Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.aborted = False
 
     def abort(self) -> None:
         """Hard stop: cancel in-flight requests too (their rows become ``unknown``)."""
+        self.aborted = True
         self.cancelled.set()
         loop = self.loop
         if loop is not None:
@@ -640,8 +642,8 @@ class _Run:
             return _remember(_wait_interruptibly(future))
         except KeyboardInterrupt:
             self.control.cancelled.set()
-            try:
-                result = future.result(timeout=self.client.timeout + 5)
+            try:  # requests in flight may finish; a second Ctrl-C aborts them
+                result = _wait_interruptibly(future, within=self.client.timeout + 5)
             except (KeyboardInterrupt, concurrent.futures.TimeoutError):
                 self.control.abort()
                 result = future.result()
@@ -678,15 +680,18 @@ class _Run:
             workers = [
                 asyncio.create_task(self._worker(queue)) for _ in range(self.client.concurrency)
             ]
-            self.control.tasks = workers
             producer = asyncio.create_task(self._produce(queue, len(workers)))
-            try:
-                await producer
-                await asyncio.gather(*workers, return_exceptions=True)
-            finally:
-                producer.cancel()
-                for worker in workers:
-                    worker.cancel()
+            self.control.tasks = [producer, *workers]
+            # Never raises for a task: an abort cancels them all, and the rows they held
+            # were settled on the way out.
+            await asyncio.gather(producer, *workers, return_exceptions=True)
+            failure = None if producer.cancelled() else producer.exception()
+            if failure is not None:
+                log.error("reading the input failed", exc_info=failure)
+                self.builder.error = (
+                    f"reading the input failed ({type(failure).__name__}: {failure}); "
+                    "the rows not reached are not_sent"
+                )
         result = self.builder.build(
             elapsed=time.perf_counter() - self.started,
             source=self.prepared.source,
@@ -714,8 +719,11 @@ class _Run:
                     await queue.put(batch)
                 next_number += len(planned)
         finally:
-            for _ in range(workers):
-                await queue.put(None)
+            if not self.control.aborted:  # the workers are alive: tell each to finish
+                if not self._stopping() and sys.exc_info()[0] is not None:
+                    self.control.cancelled.set()  # the input failed: stop the send
+                for _ in range(workers):
+                    await queue.put(None)
 
     def _plan_next(self, chunks: Iterator[Conversion], first_number: int) -> list[Batch] | None:
         chunk = next(chunks, None)
@@ -749,8 +757,16 @@ class _Run:
                 await self._deliver(batch.number, list(batch.positions), list(batch.payloads))
             except _AuthStop:
                 continue
-            except asyncio.CancelledError:
-                raise
+            except Exception as exc:  # a bug of ours must not lose rows or hang the send
+                log.exception("batch %d failed inside cms_magic", batch.number)
+                self.builder.settle(
+                    list(batch.positions),
+                    "unknown",
+                    f"unknown: internal error in cms_magic ({type(exc).__name__}: {exc}); "
+                    "the request may or may not have been sent",
+                    batch=batch.number,
+                    attempts=1,
+                )
 
     def _dry_run(self, batch: Batch) -> None:
         if self.preview is None:
@@ -1025,13 +1041,20 @@ class _Run:
         return SendJob(merged, job._control)
 
 
-def _wait_interruptibly(future: concurrent.futures.Future[SendResult]) -> SendResult:
-    """Wait for ``future`` in short timed waits, so Ctrl-C (SIGINT) is handled promptly."""
+def _wait_interruptibly(
+    future: concurrent.futures.Future[SendResult], within: float | None = None
+) -> SendResult:
+    """Wait for ``future`` in short timed waits, so Ctrl-C (SIGINT) is handled promptly.
+
+    Raises ``TimeoutError`` if ``within`` seconds pass first.
+    """
+    deadline = None if within is None else time.monotonic() + within
     while True:
         try:
             return future.result(timeout=0.1)
         except concurrent.futures.TimeoutError:
-            continue
+            if deadline is not None and time.monotonic() >= deadline:
+                raise
 
 
 def masked_authorization(value: str) -> str:

@@ -12,15 +12,27 @@ import _thread
 import collections
 import random
 import threading
+import time
+from collections.abc import Callable
 
 import pandas as pd
 import pytest
 
 import cms_magic
-from cms_magic.emulator import EmulatorServer, demo_credentials, serve
+from cms_magic.emulator import EmulatorServer, Faults, demo_credentials, serve
 
 N = 5_000  # 50 requests at 40 per second: the stop always lands mid-send
 POINTS = random.Random(20261126).sample(range(1, 19), 3)
+
+
+def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
+    """Poll ``condition`` (a state another thread changes) until true or ``timeout`` passes."""
+    give_up = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > give_up:
+            return False
+        threading.Event().wait(0.002)
+    return True
 
 
 def rows() -> pd.DataFrame:
@@ -76,9 +88,8 @@ def test_ctrl_c_in_a_foreground_send_at_a_random_point(after: int) -> None:
     with serve(qps=0) as server:
 
         def interrupt() -> None:
-            while len(server.requests()) < after:
-                threading.Event().wait(0.002)
-            _thread.interrupt_main()
+            if wait_until(lambda: len(server.requests()) >= after, timeout=30):
+                _thread.interrupt_main()
 
         watcher = threading.Thread(target=interrupt, daemon=True)
         watcher.start()
@@ -95,3 +106,28 @@ def test_ctrl_c_in_a_foreground_send_at_a_random_point(after: int) -> None:
         partial = cms_magic.last_result()
         assert partial is not None
         check_consistent_and_finish(partial, server)
+
+
+def test_abort_settles_requests_in_flight_as_unknown_and_returns_promptly() -> None:
+    """The hard stop (a second Ctrl-C): requests held by the server are abandoned."""
+    with serve(qps=0) as server:
+        server.emulator.set_faults(Faults(delay=1.0, delay_seconds=60))
+        job = cms_magic.send(
+            rows(),
+            endpoint=server.url,
+            credentials=demo_credentials(),
+            content_col="content",
+            background=True,
+            qps=0,
+            concurrency=2,
+            timeout=120,
+        )
+        # Both workers have a request held by the server.
+        assert wait_until(lambda: len(server.requests()) >= 2, timeout=10)
+        job._control.abort()
+        assert job.wait(10)  # far sooner than the 60 s delay or the 120 s timeout
+        result = job.result()
+        counts = result.counts()
+        assert counts["unknown"] == 200  # the two batches in flight (they were stored)
+        assert counts["not_sent"] == N - 200
+        assert len(server.events()) == 200
