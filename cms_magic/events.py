@@ -621,6 +621,11 @@ def _text_column(
         if type(value) is str:
             if not value:
                 rejections.add(i, f"{label} must be a non-empty string, got ''")
+            elif not value.isascii():
+                # Encoding a non-ASCII str caches its UTF-8 form on the object for as long
+                # as it lives; a private copy keeps that cache off the caller's frame, so
+                # memory stays flat however many rows the frame has.
+                values[i] = "".join((value, ""))
             continue
         if value is None or _is_missing(value):
             rejections.add(i, f"{label} is required, got {'None' if value is None else 'NaN'}")

@@ -131,7 +131,7 @@ def classify(status: int, body: bytes, headers: Mapping[str, str] | None = None)
     else:
         text = body[:200].decode("utf-8", "replace").strip()
         msg = f"unreadable response body: {text!r}" if text else "empty response body"
-    retry_after = _retry_after(headers)
+    retry_after = None if status == 200 else _retry_after(headers)
     effective = status
     if status == 200 and code is not None and code != "200":
         effective = int(code) if code.isdigit() else 0
@@ -627,6 +627,7 @@ class _Run:
         self.preview: dict[str, Any] | None = None
         self.warnings: list[str] = []
         self.upload_url = httpx.URL(self.client.url + UPLOAD_PATH)  # parsed once per send
+        self.skew_checked = False  # the server's Date is compared with ours once per send
 
     def add_progress(self, callback: ProgressCallback | None) -> None:
         if callback is not None:
@@ -837,39 +838,11 @@ class _Run:
             raise _AuthStop
 
     async def _post(self, number: int, body: bytes, events: int) -> _Final:
-        policy = self.client.retry_policy
+        """Post one body: a first attempt, then (if it may be retried) tenacity's loop."""
         began = self.client.monotonic()
-        attempts = 0
-
-        def wait(state: RetryCallState) -> float:
-            exc = state.outcome.exception() if state.outcome else None
-            hinted = exc.final.verdict.retry_after if isinstance(exc, _Retryable) else None
-            if hinted is not None:
-                return min(hinted, policy.max_wait)
-            ceiling = min(policy.max_wait, policy.base_wait * 2 ** (state.attempt_number - 1))
-            return float(self.client.random() * ceiling)
-
-        retrying = AsyncRetrying(
-            stop=stop_any(
-                stop_after_attempt(policy.max_attempts),
-                _StopAfterTime(self.client.monotonic, began, policy.max_time),
-            ),
-            wait=wait,
-            retry=retry_if_exception_type(_Retryable),
-            sleep=self.client.sleep,
-            reraise=True,
-        )
-        final: _Final | None = None
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    final = await self._attempt(number, body, attempts)
-                    if final.retryable:
-                        raise _Retryable(final)
-        except _Retryable as exc:
-            final = exc.final
-        assert final is not None
+        final = await self._attempt(number, body, 1)
+        if final.retryable and self.client.retry_policy.max_attempts > 1:
+            final = await self._retry(number, body, final, began)
         self.builder.add_request(
             RequestRecord(
                 batch=number,
@@ -886,6 +859,50 @@ class _Run:
             )
         )
         self.requests += 1
+        return final
+
+    def _backoff(self, attempt: int, after: _Final) -> float:
+        """Seconds to wait after attempt ``attempt``: Retry-After, else full jitter."""
+        policy = self.client.retry_policy
+        hinted = after.verdict.retry_after
+        if hinted is not None:
+            return min(hinted, policy.max_wait)
+        ceiling = min(policy.max_wait, policy.base_wait * 2 ** (attempt - 1))
+        return float(self.client.random() * ceiling)
+
+    async def _retry(self, number: int, body: bytes, first: _Final, began: float) -> _Final:
+        """Attempts 2..max_attempts, each signed again, bounded in attempts and time."""
+        policy = self.client.retry_policy
+        if self.client.monotonic() - began >= policy.max_time:
+            return first
+        await self.client.sleep(self._backoff(1, first))
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            assert isinstance(exc, _Retryable)
+            return self._backoff(state.attempt_number + 1, exc.final)
+
+        retrying = AsyncRetrying(
+            stop=stop_any(
+                stop_after_attempt(policy.max_attempts - 1),
+                _StopAfterTime(self.client.monotonic, began, policy.max_time),
+            ),
+            wait=wait,
+            retry=retry_if_exception_type(_Retryable),
+            sleep=self.client.sleep,
+            reraise=True,
+        )
+        final = first
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    final = await self._attempt(
+                        number, body, attempt.retry_state.attempt_number + 1
+                    )
+                    if final.retryable:
+                        raise _Retryable(final)
+        except _Retryable as exc:
+            final = exc.final
         return final
 
     async def _attempt(self, number: int, body: bytes, attempt: int) -> _Final:
@@ -937,7 +954,9 @@ class _Run:
                 "or may not have been delivered; resend with result.retry(include_unknown=True)"
             )
             return final("unknown", reason, verdict, None, retryable=self.client.retry_ambiguous)
-        self._check_clock_skew(response.headers.get("date"))
+        if not self.skew_checked:
+            self.skew_checked = True
+            self._check_clock_skew(response.headers.get("date"))
         verdict = classify(response.status_code, response.content, response.headers)
         http_status = response.status_code
         what = f"HTTP {http_status}, code {verdict.code}: {verdict.msg or 'no message'}"

@@ -215,28 +215,37 @@ class CmsAuth(httpx.Auth):
         return f"CmsAuth(access_key_id={mask(self.access_key_id)!r}{token})"
 
     def sign(self, request: httpx.Request) -> str:
-        """Set every protocol header on ``request``; return the sign string used."""
-        headers = request.headers
+        """Set every protocol header on ``request``; return the sign string used.
+
+        The request's headers are read once and replaced once (``httpx.Headers``
+        look-ups are linear, and this runs for every attempt of every request).
+        """
         body = request.content
-        headers["Content-MD5"] = content_md5(body)
-        headers["Content-Length"] = str(len(body))
-        headers.setdefault("Content-Type", CONTENT_TYPE)
-        headers.setdefault("Date", format_date(self.clock()))
-        headers["x-cms-signature"] = SIGNATURE_METHOD
-        headers["x-cms-api-version"] = API_VERSION
-        headers.setdefault("x-cms-ip", self.source_ip or detect_source_ip())
-        if not headers.get("user-agent", "").startswith("cms_magic/"):
-            headers["User-Agent"] = USER_AGENT
+        kept = [(name, value) for name, value in request.headers.multi_items()]
+        present = {name.lower(): value for name, value in kept}
+        ours: dict[str, str] = {
+            "content-md5": content_md5(body),
+            "content-length": str(len(body)),
+            "content-type": present.get("content-type") or CONTENT_TYPE,
+            "date": present.get("date") or format_date(self.clock()),
+            "x-cms-signature": SIGNATURE_METHOD,
+            "x-cms-api-version": API_VERSION,
+            "x-cms-ip": present.get("x-cms-ip") or self.source_ip or detect_source_ip(),
+        }
+        agent = present.get("user-agent", "")
+        ours["user-agent"] = agent if agent.startswith("cms_magic/") else USER_AGENT
         if self._token:
-            headers["x-cms-security-token"] = self._token
-            headers["x-cms-caller-type"] = "token"
+            ours["x-cms-security-token"] = self._token
+            ours["x-cms-caller-type"] = "token"
+        pairs = [(n, v) for n, v in kept if n.lower() not in ours and n.lower() != "authorization"]
+        pairs += ours.items()
         sign_string = request_string_to_sign(
-            request.method,
-            request.url.path,
-            request.url.query.decode("ascii"),
-            request.headers.multi_items(),
+            request.method, request.url.path, request.url.query.decode("ascii"), pairs
         )
-        headers["Authorization"] = f"{self.access_key_id}:{signature(self._secret, sign_string)}"
+        pairs.append(
+            ("authorization", f"{self.access_key_id}:{signature(self._secret, sign_string)}")
+        )
+        request.headers = httpx.Headers(pairs)
         return sign_string
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
