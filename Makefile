@@ -17,8 +17,13 @@ $(DEPS): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The quick-start notebook, executed headless against the embedded emulator.
 demo: $(DEPS)
-	$(BIN)/python -m cms_magic._demo
+	$(BIN)/python -m cms_magic.quickstart
+
+# JupyterLab on notebooks/ (Jupyter refuses root without --allow-root).
+lab: $(DEPS)
+	$(BIN)/jupyter lab --ServerApp.root_dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 lint: $(DEPS)
 	$(BIN)/ruff check .

@@ -831,13 +831,108 @@ def _time_column(
             rejections.add(i, _epoch_reason(label, int(array[i])))
         return out
     values = _object_values(series)
-    out = []
-    for i in range(n):
-        value, reason = _scalar_time(values[i], tz, label)
-        if reason is not None:
-            rejections.add(i, reason)
-        out.append(value)
+    out = [None] * n
+    strings = [i for i, v in enumerate(values) if type(v) is str]
+    if strings:
+        texts = [values[i].strip() for i in strings]
+        for i, (value, reason) in zip(strings, _string_times(texts, tz, label), strict=True):
+            out[i] = value
+            if reason is not None:
+                rejections.add(i, reason)
+    if len(strings) < n:
+        taken = set(strings)
+        for i in range(n):
+            if i in taken:
+                continue
+            value, reason = _scalar_time(values[i], tz, label)
+            if reason is not None:
+                rejections.add(i, reason)
+            out[i] = value
     return out
+
+
+_OFFSET_RE = r"(?:Z|[+-]\d{2}(?::?\d{2})?)$"
+
+
+def _string_times(texts: list[str], tz: tzinfo, label: str) -> list[tuple[str | None, str | None]]:
+    """Time strings, vectorised: the service format, epoch milliseconds, or ISO 8601."""
+    import pandas as pd
+
+    strings = pd.Series(texts, dtype=object)
+    result: list[tuple[str | None, str | None]] = [(None, None)] * len(texts)
+    service = strings.str.fullmatch(TIME_FORMAT_RE.pattern).to_numpy(dtype=bool)
+    digits = strings.str.fullmatch(_DIGITS_RE.pattern).to_numpy(dtype=bool)
+    iso = ~(service | digits)
+
+    where = np.flatnonzero(service)
+    if len(where):
+        real = pd.to_datetime(
+            strings.iloc[where], format="%Y%m%dT%H%M%S.%f%z", utc=True, errors="coerce"
+        ).notna()
+        for i, ok in zip(where.tolist(), real.tolist(), strict=True):
+            result[i] = (
+                (texts[i], None)
+                if ok
+                else (None, f"{label} is not a real date-time: {_show(texts[i])}")
+            )
+    for i in np.flatnonzero(digits).tolist():
+        result[i] = _scalar_time(int(texts[i]), tz, label)
+
+    where = np.flatnonzero(iso)
+    if len(where):
+        candidates = strings.iloc[where]
+        offsets = candidates.str.extract(f"({_OFFSET_RE})", expand=False)
+        aware = offsets.notna().to_numpy()
+        formatted: dict[int, str | None] = {}
+        if aware.any():
+            chosen = candidates[aware]
+            utc = pd.to_datetime(chosen, format="ISO8601", utc=True, errors="coerce")
+            minutes = offsets[aware].map(_offset_minutes).to_numpy(dtype=np.int64)
+            utc_ms = np.floor_divide(utc.dt.as_unit("ns").array.asi8, 1_000_000)
+            wall = _format_wall(utc_ms + minutes * 60_000, minutes)
+            for k, (position, missing) in enumerate(
+                zip(where[aware].tolist(), utc.isna().tolist(), strict=True)
+            ):
+                formatted[position] = None if missing else wall[k]
+        if (~aware).any():
+            naive = pd.to_datetime(candidates[~aware], format="ISO8601", errors="coerce")
+            local = _Rejections()
+            values = _time_column(naive.reset_index(drop=True), tz, None, local)
+            for k, position in enumerate(where[~aware].tolist()):
+                if k in local.reasons:
+                    reason = local.reasons[k].replace("'time'", label, 1)
+                    result[position] = (None, reason)
+                else:
+                    formatted[position] = values[k]
+        for position, value in formatted.items():
+            if value is None:
+                result[position] = (None, _unparseable(label, texts[position]))
+            else:
+                result[position] = (value, None)
+    return result
+
+
+def _offset_minutes(text: str) -> int:
+    """``Z``, ``+08``, ``+0800`` or ``+08:00`` as minutes east of UTC."""
+    if text == "Z":
+        return 0
+    digits = text[1:].replace(":", "")
+    minutes = int(digits[:2]) * 60 + (int(digits[2:4]) if len(digits) > 2 else 0)
+    return -minutes if text[0] == "-" else minutes
+
+
+def _unparseable(label: str, value: object) -> str:
+    return (
+        f"{label} must be yyyyMMdd'T'HHmmss.SSSZ (e.g. 20171023T144439.948+0800), "
+        f"epoch milliseconds or ISO 8601, got {_show(value)}"
+    )
+
+
+def _format_stamp(stamp: Any) -> str:
+    """One tz-aware ``pd.Timestamp`` in the service format (as the vectorised path does)."""
+    utc_ms = stamp.as_unit("ns").value // 1_000_000
+    wall_ms = stamp.tz_localize(None).as_unit("ns").value // 1_000_000
+    return _format_wall(np.array([wall_ms]), np.array([(wall_ms - utc_ms) // 60_000]))[0]
 
 
 def _tz_name(tz: tzinfo) -> str:
@@ -886,10 +981,7 @@ def _scalar_time(
         except (ValueError, TypeError, OverflowError):
             parsed = None
         if parsed is None or parsed is pd.NaT:
-            return None, (
-                f"{label} must be yyyyMMdd'T'HHmmss.SSSZ (e.g. 20171023T144439.948+0800), "
-                f"epoch milliseconds or ISO 8601, got {_show(value)}"
-            )
+            return None, _unparseable(label, value)
         value = parsed
     if isinstance(value, np.datetime64):
         value = pd.Timestamp(value)
@@ -904,6 +996,5 @@ def _scalar_time(
                     f"{label}: {value} does not exist or is ambiguous in time zone "
                     f"{_tz_name(zone)} ({type(exc).__name__}); give tz-aware times"
                 )
-        series = pd.Series([stamp])
-        return _time_column(series, tz or resolve_tz(None), None, _Rejections())[0], None
+        return _format_stamp(stamp), None
     return None, f"{label} must be a date-time, got {_show(value)}"

@@ -279,3 +279,28 @@ def test_records_need_string_name_and_content() -> None:
         0: "'content' must be a string, got 5",
         1: "'name' must be a string, got 1.5",
     }
+
+
+def test_iso_strings_with_mixed_offsets_keep_each_offset() -> None:
+    df = pd.DataFrame(
+        {
+            "name": "n",
+            "t": [
+                "2024-03-01T00:00:00.000",
+                "2024-03-02T01:01:01.001Z",
+                "2024-03-03T02:02:02.002-05:00",
+                "2024-03-04 03:03:03+0100",
+                "2024-03-10T02:30:00",  # does not exist in New York (DST starts)
+                "2024-13-01T00:00:00+08:00",
+            ],
+        }
+    )
+    conv = events_from_frame(df, content_template="x", time_col="t", tz="America/New_York")
+    assert [e["time"] for e in decoded(conv)] == [
+        "20240301T000000.000-0500",
+        "20240302T010101.001+0000",
+        "20240303T020202.002-0500",
+        "20240304T030303.000+0100",
+    ]
+    assert "does not exist or is ambiguous" in conv.rejected[4]
+    assert "must be yyyyMMdd'T'HHmmss.SSSZ" in conv.rejected[5]

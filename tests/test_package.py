@@ -59,7 +59,7 @@ def test_the_core_imports_no_ipython_or_ipywidgets() -> None:
         "signing",
     ]
     loaded = _modules_after(
-        "\n".join(f"import cms_magic.{m}" for m in core) + "\nimport cms_magic._demo"
+        "\n".join(f"import cms_magic.{m}" for m in core)
     )
     roots = {m.split(".")[0] for m in loaded}
     assert "IPython" not in roots
