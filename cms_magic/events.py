@@ -599,6 +599,15 @@ def _object_values(series: pd.Series) -> list[Any]:
     return values
 
 
+def _all_strings(values: list[Any]) -> bool:
+    """True when every value is a ``str`` (checked in C, not row by row in Python)."""
+    import pandas as pd
+
+    if not len(values):
+        return True
+    return bool(pd.api.types.infer_dtype(values, skipna=False) == "string")
+
+
 def _is_missing(value: Any) -> bool:
     if value is None:
         return True
@@ -617,15 +626,21 @@ def _text_column(
     """A column as event text: missing and empty values are rejected, non-strings made text."""
     values: list[Any] = _object_values(series)
     label = _field(field, column)
+    if _all_strings(values):
+        # The common case, without a Python-level branch per row. Non-ASCII strings
+        # get a private copy: encoding one caches its UTF-8 form on the object for as
+        # long as it lives, and the copy keeps that cache off the caller's frame, so
+        # memory stays flat however many rows the frame has.
+        values = [v if v.isascii() else "".join((v, "")) for v in values]
+        for i in np.flatnonzero(np.asarray(values, dtype=object) == "").tolist():
+            rejections.add(i, f"{label} must be a non-empty string, got ''")
+        return values
     for i, value in enumerate(values):
         if type(value) is str:
             if not value:
                 rejections.add(i, f"{label} must be a non-empty string, got ''")
             elif not value.isascii():
-                # Encoding a non-ASCII str caches its UTF-8 form on the object for as long
-                # as it lives; a private copy keeps that cache off the caller's frame, so
-                # memory stays flat however many rows the frame has.
-                values[i] = "".join((value, ""))
+                values[i] = "".join((value, ""))  # see above
             continue
         if value is None or _is_missing(value):
             rejections.add(i, f"{label} is required, got {'None' if value is None else 'NaN'}")

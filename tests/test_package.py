@@ -58,9 +58,7 @@ def test_the_core_imports_no_ipython_or_ipywidgets() -> None:
         "sender",
         "signing",
     ]
-    loaded = _modules_after(
-        "\n".join(f"import cms_magic.{m}" for m in core)
-    )
+    loaded = _modules_after("\n".join(f"import cms_magic.{m}" for m in core))
     roots = {m.split(".")[0] for m in loaded}
     assert "IPython" not in roots
     assert "ipywidgets" not in roots
