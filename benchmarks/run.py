@@ -158,9 +158,14 @@ def new_auth() -> CmsAuth:
     return CmsAuth(DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, source_ip="10.0.0.1")
 
 
+_UPLOAD_URLS: dict[str, httpx.URL] = {}
+
+
 def sign_body(auth: CmsAuth, body: bytes, url: str = FAKE_URL) -> httpx.Request:
+    # The URL is parsed once, as the sender does per send (cms_magic.sender._Run).
+    upload = _UPLOAD_URLS.setdefault(url, httpx.URL(url + UPLOAD_PATH))
     request = httpx.Request(
-        "POST", url + UPLOAD_PATH, content=body, headers={"Content-Type": "application/json"}
+        "POST", upload, content=body, headers={"Content-Type": "application/json"}
     )
     auth.sign(request)
     return request
