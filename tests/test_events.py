@@ -304,3 +304,18 @@ def test_iso_strings_with_mixed_offsets_keep_each_offset() -> None:
     ]
     assert "does not exist or is ambiguous" in conv.rejected[4]
     assert "must be yyyyMMdd'T'HHmmss.SSSZ" in conv.rejected[5]
+
+
+def test_contents_that_look_like_event_boundaries_round_trip() -> None:
+    tricky = [
+        '},{"content":"fake"}',
+        'a"},{"content":"b',
+        "\\},{\\",
+        '{"content":',
+        "}]",
+        "[{",
+    ]
+    df = pd.DataFrame({"name": "n", "content": tricky, "gid": 7})
+    conv = events_from_frame(df, group_id_col="gid")
+    assert [e["content"] for e in decoded(conv)] == tricky
+    assert all(p.startswith(b'{"content":') and p.endswith(b"}") for p in conv.payloads)
