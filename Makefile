@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 DEPS   := $(VENV)/.deps-installed
 
-.PHONY: demo test lint typecheck unit browser bench lab clean
+.PHONY: demo test lint typecheck unit browser screenshot bench lab clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,10 @@ browser:
 	bash tools/install-browser.sh
 
 test: lint typecheck browser unit
+
+# Refresh docs/panel.png (the README's screenshot) from the real-browser test.
+screenshot: $(DEPS) browser
+	CMS_MAGIC_SCREENSHOT=docs/panel.png $(BIN)/python -m pytest -q tests/browser
 
 bench: $(DEPS)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
