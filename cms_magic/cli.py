@@ -195,14 +195,15 @@ def _regions() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = _parser().parse_args(argv)
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["emulator"]:  # its options are the emulator's own
+        from cms_magic.emulator import main as emulator_main
+
+        return emulator_main(arguments[1:])
+    args = _parser().parse_args(arguments)
     try:
         if args.command == "regions":
             return _regions()
-        if args.command == "emulator":
-            from cms_magic.emulator import main as emulator_main
-
-            return emulator_main(list(args.rest))
         return _send(args)
     except CmsError as exc:
         print(f"cms-event: error: {exc}", file=sys.stderr)

@@ -1074,7 +1074,8 @@ class EmulatorServer(ThreadingHTTPServer):
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
     Besides the upload path it answers admin endpoints: ``GET /_emulator/events``,
-    ``GET /_emulator/requests``, ``POST /_emulator/reset`` and ``GET /_emulator/health``.
+    ``GET /_emulator/requests``, ``POST /_emulator/reset``, ``GET /_emulator/health`` and
+    ``GET|POST /_emulator/faults``.
     ``request_timeout`` drops a connection that stays silent that long.
     """
 
@@ -1317,7 +1318,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  AccessKeySecret:   {shown_secret}")
         print(f"  quota:             {quota}")
         print(f"  admin:             GET {ADMIN_PREFIX}events, {ADMIN_PREFIX}requests, ", end="")
-        print(f"{ADMIN_PREFIX}health; POST {ADMIN_PREFIX}reset")
+        print(f"{ADMIN_PREFIX}health, {ADMIN_PREFIX}faults; ", end="")
+        print(f"POST {ADMIN_PREFIX}reset, {ADMIN_PREFIX}faults")
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.wait(0.2):
             pass

@@ -164,3 +164,19 @@ def test_endpoint_local_says_it_is_local(tmp_path: Path) -> None:
     assert run.returncode == 0, run.stderr
     assert "local emulator" in run.stderr
     assert "1/1 events accepted" in run.stdout
+
+
+def test_emulator_subcommand_passes_its_options_through() -> None:
+    command = [sys.executable, "-m", "cms_magic", "emulator", "--port", "0", "--qps", "5"]
+    with subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as proc:
+        try:
+            assert proc.stdout is not None
+            first = proc.stdout.readline()
+            assert first.startswith("cms_magic emulator listening on http://127.0.0.1:")
+            quota = "".join(proc.stdout.readline() for _ in range(4))
+            assert "5 requests/s" in quota
+        finally:
+            proc.terminate()
+            proc.wait(10)
