@@ -18,7 +18,7 @@ import numpy as np
 from cms_magic.events import Event
 from cms_magic.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
 
-__all__ = ["Batch", "BatchPlan", "body_size", "plan_batches"]
+__all__ = ["Batch", "BatchPlan", "plan_batches"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,11 +40,6 @@ class BatchPlan:
 
     batches: list[Batch]
     rejected: dict[int, str] = field(default_factory=dict)
-
-
-def body_size(payload_sizes: Sequence[int]) -> int:
-    """The body size of a JSON array holding payloads of these sizes."""
-    return 2 + sum(payload_sizes) + max(len(payload_sizes) - 1, 0)
 
 
 def plan_batches(

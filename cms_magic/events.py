@@ -421,10 +421,6 @@ class _Rejections:
     def add(self, position: int, reason: str) -> None:
         self.reasons.setdefault(position, reason)
 
-    def add_mask(self, mask: np.ndarray[Any, Any], values: Sequence[Any], reason_for: Any) -> None:
-        for i in np.flatnonzero(mask).tolist():
-            self.add(i, reason_for(values[i]))
-
 
 def convert_chunk(
     df: pd.DataFrame, mapping: EventMapping, *, offset: int, label_columns: bool = True

@@ -71,8 +71,3 @@ class TokenBucket:
             if self._tokens >= 0:
                 return 0.0
             return -self._tokens / self.rate
-
-    def refund(self) -> None:
-        """Give back a token reserved but not used (a cancelled send)."""
-        with self._lock:
-            self._tokens = min(self.capacity, self._tokens + 1)

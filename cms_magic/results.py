@@ -205,21 +205,6 @@ class SendResult:
         #: Warnings raised during the send (e.g. this machine's clock is off).
         self.warnings: list[str] = []
 
-    # ----------------------------------------------------------------- raw access
-
-    @property
-    def status_codes(self) -> np.ndarray[Any, Any]:
-        """Per-row status as small integers (index into :data:`STATUSES`); read-only view."""
-        view: np.ndarray[Any, Any] = self._status.view()
-        view.flags.writeable = False
-        return view
-
-    def reason_of(self, position: int) -> str | None:
-        """The reason of the row at ``position`` (0-based), if it has one."""
-        if self._status[position] == NOT_SENT:
-            return self._reasons.get(position, NOT_SENT_REASON)
-        return self._reasons.get(position)
-
     # ----------------------------------------------------------------- frames
 
     @property
