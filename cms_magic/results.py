@@ -137,7 +137,7 @@ class ResultBuilder:
         *,
         elapsed: float,
         source: Any = None,
-        resend: Callable[[SendResult, np.ndarray[Any, Any], bool], Any] | None = None,
+        resend: Callable[[SendResult, np.ndarray[Any, Any], bool, Any], Any] | None = None,
         endpoint: str = "",
         cancelled: bool = False,
     ) -> SendResult:
@@ -177,7 +177,7 @@ class SendResult:
         elapsed: float,
         error: str | None = None,
         source: Any = None,
-        resend: Callable[[SendResult, np.ndarray[Any, Any], bool], Any] | None = None,
+        resend: Callable[[SendResult, np.ndarray[Any, Any], bool, Any], Any] | None = None,
         endpoint: str = "",
         cancelled: bool = False,
     ) -> None:
@@ -312,6 +312,7 @@ class SendResult:
         include_unknown: bool = ...,
         include_rejected: bool = ...,
         background: Literal[False] = ...,
+        progress: Callable[[Any], None] | None = ...,
     ) -> SendResult: ...
 
     @overload
@@ -321,6 +322,7 @@ class SendResult:
         include_unknown: bool = ...,
         include_rejected: bool = ...,
         background: Literal[True],
+        progress: Callable[[Any], None] | None = ...,
     ) -> SendJob: ...
 
     def retry(
@@ -329,6 +331,7 @@ class SendResult:
         include_unknown: bool = False,
         include_rejected: bool = False,
         background: bool = False,
+        progress: Callable[[Any], None] | None = None,
     ) -> SendResult | SendJob:
         """Send again the rows that were not sent; a new result over all the rows.
 
@@ -339,14 +342,14 @@ class SendResult:
         (invalid, or refused by the service with a 400) would fail the same way:
         fix them (``failed()`` gives the source rows) or pass
         ``include_rejected=True``. ``background=True`` returns a ``SendJob``
-        whose result is the merged one.
+        whose result is the merged one; ``progress`` is as for ``send``.
         """
         if self._resend is None:
             raise RuntimeError("this result cannot be retried: it was not made by cms_magic.send")
         positions = np.flatnonzero(
             self.retry_mask(include_unknown=include_unknown, include_rejected=include_rejected)
         )
-        outcome: SendResult | SendJob = self._resend(self, positions, background)
+        outcome: SendResult | SendJob = self._resend(self, positions, background, progress)
         return outcome
 
     def merged(self, again: SendResult, positions: np.ndarray[Any, Any]) -> SendResult:

@@ -773,7 +773,7 @@ class _Run:
         if self.preview is None:
             request = httpx.Request(
                 "POST",
-                self.client.url + UPLOAD_PATH,
+                self.upload_url,
                 content=batch.body,
                 headers={"Content-Type": "application/json"},
             )
@@ -785,7 +785,7 @@ class _Run:
             text = batch.body.decode("utf-8")
             self.preview = {
                 "method": "POST",
-                "url": self.client.url + UPLOAD_PATH,
+                "url": str(self.upload_url),
                 "headers": headers,
                 "body_preview": text if len(text) <= 2000 else text[:2000] + "...",
                 "body_bytes": len(batch.body),
@@ -1034,7 +1034,11 @@ class _Run:
                 log.exception("progress callback failed")
 
     def _resend(
-        self, previous: SendResult, positions: np.ndarray[Any, Any], background: bool
+        self,
+        previous: SendResult,
+        positions: np.ndarray[Any, Any],
+        background: bool,
+        progress: ProgressCallback | None,
     ) -> Any:
         """Send the rows at ``positions`` again; the result is merged into ``previous``."""
         source = self.prepared.source
@@ -1042,12 +1046,11 @@ class _Run:
             subset: Any = source.iloc[positions]
         else:
             subset = [source[i] for i in positions.tolist()]
+        options = {"dry_run": self.dry_run, "progress": progress, **self.mapping}
         if not background:
-            again: SendResult = self.client.send(subset, dry_run=self.dry_run, **self.mapping)
+            again: SendResult = self.client.send(subset, **options)
             return _remember(previous.merged(again, positions))
-        job: SendJob = self.client.send(
-            subset, dry_run=self.dry_run, background=True, **self.mapping
-        )
+        job: SendJob = self.client.send(subset, background=True, **options)
         merged: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
 
         def finish(done: SendJob) -> None:

@@ -200,7 +200,6 @@ class Panel:
         self._last_progress = 0.0
         self._choosing = False  # True while the panel itself rewrites the region list
         self._quiet = False  # True while the panel itself rewrites the data controls
-        self._settings: dict[str, Any] = {}
         self._verb = "sending"
         self._busy = False  # a send, dry run or retry runs or its results are being drawn
 
@@ -888,37 +887,37 @@ class Panel:
                 "set ALIBABA_CLOUD_ACCESS_KEY_ID and ALIBABA_CLOUD_ACCESS_KEY_SECRET and "
                 "choose the target again"
             )
-        settings: dict[str, Any] = {
-            "endpoint": url,
-            "credentials": self._credentials,
-            "dry_run": dry_run,
-            **options,
-        }
-        return self._launch(frame, settings, verb="dry run" if dry_run else "sending")
+        credentials = self._credentials
+
+        def start(progress: Callable[[Progress], None]) -> SendJob:
+            job: SendJob = send(
+                frame,
+                endpoint=url,
+                credentials=credentials,
+                dry_run=dry_run,
+                background=True,
+                progress=progress,
+                **options,
+            )
+            return job
+
+        return self._launch(start, total=len(frame), verb="dry run" if dry_run else "sending")
 
     def _launch(
-        self,
-        data: pd.DataFrame,
-        settings: dict[str, Any],
-        *,
-        verb: str,
-        previous: SendResult | None = None,
-        positions: np.ndarray[Any, Any] | None = None,
+        self, start: Callable[[Callable[[Progress], None]], SendJob], *, total: int, verb: str
     ) -> SendJob:
-        self._set_running(True, total=len(data))
+        """Start a background send (``start`` is given the progress callback) and watch it."""
+        self._set_running(True, total=total)
         self.status.value = f"{_esc(verb)}: starting…"
         try:
-            job: SendJob = send(
-                data, background=True, progress=self._callback(self._on_progress), **settings
-            )
+            job = start(self._callback(self._on_progress))
         except BaseException:
             self._set_running(False)
             self.status.value = '<span class="cms-bad">not started</span>'
             raise
         self.job = job
-        self._settings = settings
         self._verb = verb
-        self._in_background(self._finish, job, previous, positions)
+        self._in_background(self._finish, job)
         return job
 
     def _on_progress(self, progress: Progress) -> None:
@@ -932,17 +931,9 @@ class Panel:
         self.progress.value = progress.done
         self.status.value = f"{_esc(self._verb)}: {_esc(progress.line())}"
 
-    def _finish(
-        self,
-        job: SendJob,
-        previous: SendResult | None,
-        positions: np.ndarray[Any, Any] | None,
-    ) -> None:
+    def _finish(self, job: SendJob) -> None:
         try:
-            result = job.result()
-            if previous is not None and positions is not None:
-                result = previous.merged(result, positions)
-            self._show_result(result)
+            self._show_result(job.result())
         except BaseException:
             self.progress.bar_style = "danger"
             self.status.value = '<span class="cms-bad">the send failed (see below)</span>'
@@ -988,11 +979,13 @@ class Panel:
         if previous is None or not self._retryable():
             raise ConfigError("nothing to retry: every row of the latest send was accepted")
         self.clear_error()
-        positions = np.flatnonzero(previous.failed_mask(include_unknown=False))
-        subset = previous.failed(include_unknown=False)
-        return self._launch(
-            subset, dict(self._settings), verb="retrying", previous=previous, positions=positions
-        )
+
+        def start(progress: Callable[[Progress], None]) -> SendJob:
+            # Not-sent and rejected rows, not unknown ones; merged into the previous result.
+            job: SendJob = previous.retry(include_rejected=True, background=True, progress=progress)
+            return job
+
+        return self._launch(start, total=self._retryable(), verb="retrying")
 
     # ================================================================= results
 
