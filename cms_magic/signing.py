@@ -24,6 +24,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import hmac
+import math
 import os
 import time
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -49,6 +50,20 @@ __all__ = [
 
 #: Headers whose (lower-cased) names start with one of these are signed.
 CANONICAL_HEADER_PREFIXES = ("x-cms", "x-acs")
+_CANONICAL_PREFIXES_BYTES = tuple(prefix.encode("ascii") for prefix in CANONICAL_HEADER_PREFIXES)
+#: Headers :class:`CmsAuth` always writes (a request's own values for some are kept).
+_OWN_HEADERS = frozenset(
+    {
+        b"content-md5",
+        b"content-length",
+        b"content-type",
+        b"date",
+        b"x-cms-signature",
+        b"x-cms-api-version",
+        b"x-cms-ip",
+        b"user-agent",
+    }
+)
 
 SIGNATURE_METHOD = "hmac-sha1"
 API_VERSION = "1.0"
@@ -138,6 +153,14 @@ def request_string_to_sign(
     )
 
 
+def _header_text(value: bytes, headers: httpx.Headers) -> str:
+    """A raw header name or value as text, in the encoding httpx found for these headers."""
+    try:
+        return value.decode("ascii")
+    except UnicodeDecodeError:
+        return value.decode(headers.encoding)
+
+
 @cache
 def detect_source_ip() -> str:
     """The host's outbound IPv4 address, read from the local interfaces (detected once).
@@ -174,7 +197,18 @@ class CmsAuth(httpx.Auth):
 
     requires_request_body = True
 
-    __slots__ = ("_secret", "_token", "access_key_id", "clock", "source_ip")
+    __slots__ = (
+        "_canonical",
+        "_date",
+        "_key",
+        "_replaced",
+        "_resources",
+        "_secret",
+        "_token",
+        "access_key_id",
+        "clock",
+        "source_ip",
+    )
 
     def __init__(
         self,
@@ -187,9 +221,20 @@ class CmsAuth(httpx.Auth):
     ) -> None:
         self.access_key_id = access_key_id
         self._secret = access_key_secret
+        self._key = access_key_secret.encode("utf-8")
         self._token = security_token
         self.source_ip = source_ip
         self.clock = clock
+        # Headers this signer writes; a request's own copies of them are replaced.
+        replaced = {*_OWN_HEADERS, b"authorization"}
+        if security_token:
+            replaced |= {b"x-cms-security-token", b"x-cms-caller-type"}
+        self._replaced = frozenset(replaced)
+        # Caches of values that change rarely: the canonical x-cms headers per source IP,
+        # the canonical resource per URL path, the Date text of the current second.
+        self._canonical: dict[str, str] = {}
+        self._resources: dict[bytes, str] = {}
+        self._date: tuple[int, str] = (-1, "")
 
     @classmethod
     def from_credentials(
@@ -217,36 +262,90 @@ class CmsAuth(httpx.Auth):
     def sign(self, request: httpx.Request) -> str:
         """Set every protocol header on ``request``; return the sign string used.
 
-        The request's headers are read once and replaced once (``httpx.Headers``
-        look-ups are linear, and this runs for every attempt of every request).
+        The request's headers are read once and replaced once. This runs for every
+        attempt of every request, so values that rarely change (the canonical x-cms
+        headers, the resource, the Date of the current second) are cached; a request
+        carrying its own ``x-cms*``/``x-acs*`` headers takes the general path.
         """
         body = request.content
-        kept = [(name, value) for name, value in request.headers.multi_items()]
-        present = {name.lower(): value for name, value in kept}
-        ours: dict[str, str] = {
-            "content-md5": content_md5(body),
-            "content-length": str(len(body)),
-            "content-type": present.get("content-type") or CONTENT_TYPE,
-            "date": present.get("date") or format_date(self.clock()),
-            "x-cms-signature": SIGNATURE_METHOD,
-            "x-cms-api-version": API_VERSION,
-            "x-cms-ip": present.get("x-cms-ip") or self.source_ip or detect_source_ip(),
-        }
-        agent = present.get("user-agent", "")
-        ours["user-agent"] = agent if agent.startswith("cms_magic/") else USER_AGENT
+        kept: list[tuple[bytes, bytes]] = []
+        present: dict[bytes, bytes] = {}
+        extra_signed = False
+        replaced = self._replaced
+        for name, value in request.headers.raw:
+            lower = name.lower()
+            present[lower] = value
+            if lower not in replaced:
+                kept.append((name, value))
+                extra_signed = extra_signed or lower.startswith(_CANONICAL_PREFIXES_BYTES)
+
+        def given(name: bytes) -> str:
+            value = present.get(name)
+            return "" if value is None else _header_text(value, request.headers)
+
+        content_type = given(b"content-type") or CONTENT_TYPE
+        date = given(b"date") or self._date_text()
+        source_ip = given(b"x-cms-ip") or self.source_ip or detect_source_ip()
+        agent = given(b"user-agent")
+        md5 = content_md5(body)
+        ours: list[tuple[str, str]] = [
+            ("content-md5", md5),
+            ("content-length", str(len(body))),
+            ("content-type", content_type),
+            ("date", date),
+            ("x-cms-signature", SIGNATURE_METHOD),
+            ("x-cms-api-version", API_VERSION),
+            ("x-cms-ip", source_ip),
+            ("user-agent", agent if agent.startswith("cms_magic/") else USER_AGENT),
+        ]
         if self._token:
-            ours["x-cms-security-token"] = self._token
-            ours["x-cms-caller-type"] = "token"
-        pairs = [(n, v) for n, v in kept if n.lower() not in ours and n.lower() != "authorization"]
-        pairs += ours.items()
-        sign_string = request_string_to_sign(
-            request.method, request.url.path, request.url.query.decode("ascii"), pairs
+            ours += [("x-cms-security-token", self._token), ("x-cms-caller-type", "token")]
+        if extra_signed:
+            pairs = [
+                (_header_text(n, request.headers), _header_text(v, request.headers))
+                for n, v in kept
+            ]
+            canonical = canonical_headers(pairs + ours)
+        else:
+            canonical = self._canonical.get(source_ip) or self._cache_canonical(source_ip, ours)
+        sign_string = string_to_sign(
+            request.method,
+            md5,
+            content_type.strip(),
+            date.strip(),
+            canonical,
+            self._resource(request.url),
         )
-        pairs.append(
-            ("authorization", f"{self.access_key_id}:{signature(self._secret, sign_string)}")
-        )
-        request.headers = httpx.Headers(pairs)
+        digest = hmac.digest(self._key, sign_string.encode("utf-8"), "sha1").hex().upper()
+        out = kept + [(name.encode("ascii"), value.encode("utf-8")) for name, value in ours]
+        out.append((b"authorization", f"{self.access_key_id}:{digest}".encode()))
+        request.headers = httpx.Headers(out)
         return sign_string
+
+    def _cache_canonical(self, source_ip: str, ours: list[tuple[str, str]]) -> str:
+        if len(self._canonical) >= 16:
+            self._canonical.clear()
+        canonical = self._canonical[source_ip] = canonical_headers(ours)
+        return canonical
+
+    def _resource(self, url: httpx.URL) -> str:
+        key = url.raw_path
+        resource = self._resources.get(key)
+        if resource is None:
+            if len(self._resources) >= 64:
+                self._resources.clear()
+            resource = canonical_resource(url.path, url.query.decode("ascii"))
+            self._resources[key] = resource
+        return resource
+
+    def _date_text(self) -> str:
+        now = self.clock()
+        second = math.floor(now)
+        cached_second, text = self._date
+        if second != cached_second:
+            text = format_date(now)
+            self._date = (second, text)
+        return text
 
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         self.sign(request)
