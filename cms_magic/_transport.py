@@ -1,10 +1,11 @@
 """The sender's HTTP transport: httpx's own, with each request's writes sent as one.
 
 httpcore writes a request in two parts, the head and then the body, and each write
-is a ``send`` system call plus an anyio cancel scope and checkpoint. On a 2-core VM
-a loopback ``send`` costs about 0.3 ms of CPU, as much as the rest of the request.
-Here the connection's network stream holds what is written until the request is
-complete, that is until httpcore first reads, and sends it in one call.
+is a ``send`` system call plus an anyio cancel scope and checkpoint. On our 2-core
+VM a loopback ``send`` costs about 0.36 ms of CPU. Here the connection's network
+stream holds what is written until the request is complete, that is until
+httpcore first reads, and sends it in one call. Benchmarks 3 and 4 measure this
+layer alone and a stock ``httpx.AsyncClient`` side by side.
 
 Nothing else changes: the wrapped stream is anyio's, as httpx would use; a failed
 write is left for the read that follows to report, exactly as httpcore does itself

@@ -675,7 +675,7 @@ class _Run:
         # The transport is used directly, without an httpx.AsyncClient around it: each
         # request is built, signed once per attempt and posted here, and a client's
         # cookie jar, redirects, auth flow and hooks would be per-request work for
-        # nothing (measured: 125 -> 48 us of Python per request).
+        # nothing (measured over a no-op transport: 125 -> 48 us per signed request).
         transport = self.client.transport or http_transport(limits)
         async with transport:
             self.transport = transport
