@@ -828,7 +828,11 @@ class _Run:
                 await self._deliver(number, positions[:middle], payloads[:middle], budget)
                 await self._deliver(number, positions[middle:], payloads[middle:], budget)
                 return
-            final.reason = (final.reason or "") + " (the batch could not be narrowed further)"
+            final.reason = (final.reason or "") + (
+                f" (the batch could not be narrowed further within max_bisect_requests="
+                f"{self.client.max_bisect_requests}: good events may be among these; resend "
+                "them with result.retry(include_rejected=True) to narrow again)"
+            )
         self.builder.settle(
             positions,
             final.status,

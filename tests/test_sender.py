@@ -341,6 +341,27 @@ def test_bisecting_is_bounded() -> None:
     assert "could not be narrowed further" in " ".join(result.events["reason"])
 
 
+def test_rows_left_unnarrowed_are_narrowed_again_by_the_advised_retry() -> None:
+    emulator = Emulator(qps=0, poison_marker="P")
+    contents = [f"ok-{i}" for i in range(100)]
+    for bad in (5, 50, 95):
+        contents[bad] = f"P-{bad}"
+    df = pd.DataFrame({"name": "n", "content": contents})
+    result = no_sleep_client(emulator.handle_request, max_bisect_requests=8).send(
+        df, content_col="content"
+    )
+    unnarrowed = result.events["reason"].str.contains("could not be narrowed", na=False)
+    assert unnarrowed.sum() > 3  # good rows among them: the budget ran out
+    assert "retry(include_rejected=True)" in result.events["reason"][unnarrowed].iloc[0]
+    for _ in range(10):
+        if set(result.failed()["content"]) == {"P-5", "P-50", "P-95"}:
+            break
+        result = result.retry(include_rejected=True)
+    assert set(result.failed()["content"]) == {"P-5", "P-50", "P-95"}
+    stored = [event["content"] for event in emulator.events()]
+    assert sorted(stored) == sorted(c for c in contents if not c.startswith("P"))
+
+
 # ----------------------------------------------------------------- quota
 
 
