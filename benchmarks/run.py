@@ -50,7 +50,7 @@ import numpy as np
 import pandas as pd
 
 import cms_magic
-from cms_magic._transport import http_transport
+from cms_magic._transport import http_transport, post
 from cms_magic.batching import plan_batches
 from cms_magic.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, demo_credentials
 from cms_magic.events import EventMapping, events_from_frame, iter_conversions
@@ -595,16 +595,6 @@ def presigned_requests(df: pd.DataFrame, url: str) -> tuple[list[httpx.Request],
     return requests, len(conversion.payloads)
 
 
-async def _post(transport: httpx.AsyncBaseTransport, request: httpx.Request) -> int:
-    """One pre-signed request through the transport, as the sender posts it."""
-    response = await transport.handle_async_request(request)
-    try:
-        await response.aread()
-    finally:
-        await response.aclose()
-    return response.status_code
-
-
 def _http_only(concurrency: int, stock: bool) -> tuple[Any, Callable[[httpx.Request], Any]]:
     """The HTTP layer of a baseline: cms_magic's own transport (the default), or a stock
     ``httpx.AsyncClient`` with the same pool size (``stock``). Returns (context, post)."""
@@ -619,7 +609,7 @@ def _http_only(concurrency: int, stock: bool) -> tuple[Any, Callable[[httpx.Requ
     transport = http_transport(limits)
 
     async def post_own(request: httpx.Request) -> int:
-        return await _post(transport, request)
+        return (await post(transport, request)).status_code  # as the sender posts
 
     return transport, post_own
 
@@ -694,27 +684,20 @@ def bench_e2e(cfg: Config) -> list[Row]:
                 )
 
             requests, events = presigned_requests(df, url)  # outside the timing
-            before = emulator_counts(url)["events"]
-            with measure(pid) as usage:
-                ok = asyncio.run(post_all(requests, concurrency))
-            http_runs += usage
-            counted = emulator_counts(url)["events"] - before
-            if ok != len(requests) or counted != events or events != rows:
-                problems.append(
-                    f"HTTP-only run {rep}: {ok}/{len(requests)} requests OK, emulator counted "
-                    f"{counted:,} of {events:,}"
-                )
-
-            before = emulator_counts(url)["events"]
-            with measure(pid) as usage:
-                ok = asyncio.run(post_all(requests, concurrency, stock=True))
-            stock_runs += usage
-            counted = emulator_counts(url)["events"] - before
-            if ok != len(requests) or counted != events:
-                problems.append(
-                    f"stock-client run {rep}: {ok}/{len(requests)} requests OK, emulator "
-                    f"counted {counted:,} of {events:,}"
-                )
+            for label, stock, runs in (
+                ("HTTP-only", False, http_runs),
+                ("stock-client", True, stock_runs),
+            ):
+                before = emulator_counts(url)["events"]
+                with measure(pid) as usage:
+                    ok = asyncio.run(post_all(requests, concurrency, stock=stock))
+                runs.extend(usage)
+                counted = emulator_counts(url)["events"] - before
+                if ok != len(requests) or counted != events or events != rows:
+                    problems.append(
+                        f"{label} run {rep}: {ok}/{len(requests)} requests OK, emulator "
+                        f"counted {counted:,} of {events:,}"
+                    )
     cms_rates = [rows / u.wall for u in cms_runs]
     http_rates = [rows / u.wall for u in http_runs]
     stock_rates = [rows / u.wall for u in stock_runs]
