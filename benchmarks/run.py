@@ -50,11 +50,11 @@ import numpy as np
 import pandas as pd
 
 import cms_magic
-from cms_magic._transport import http_transport, post
 from cms_magic.batching import plan_batches
 from cms_magic.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, demo_credentials
-from cms_magic.events import EventMapping, events_from_frame, iter_conversions
-from cms_magic.limits import UPLOAD_PATH
+from cms_magic.events.convert import EventMapping, events_from_frame, iter_conversions
+from cms_magic.protocol import UPLOAD_PATH
+from cms_magic.sending._transport import http_transport, post
 from cms_magic.signing import CmsAuth
 
 REPO = Path(__file__).resolve().parent.parent
@@ -163,7 +163,7 @@ _UPLOAD_URLS: dict[str, httpx.URL] = {}
 
 
 def sign_body(auth: CmsAuth, body: bytes, url: str = FAKE_URL) -> httpx.Request:
-    # The URL is parsed once, as the sender does per send (cms_magic.sender._Run).
+    # The URL is parsed once, as the sender does per send (cms_magic.sending.client._Run).
     upload = _UPLOAD_URLS.get(url)
     if upload is None:  # not setdefault: its argument would parse the URL on every call
         upload = _UPLOAD_URLS[url] = httpx.URL(url + UPLOAD_PATH)
@@ -1045,7 +1045,7 @@ def profile_prepare(rows: int = 200_000) -> str:
     def area(key: tuple[str, int, str]) -> str:
         filename, _, func = key
         if "cms_magic/events" in filename:
-            return "cms_magic.events (conversion)"
+            return "cms_magic.events.convert (conversion)"
         if "cms_magic/batching" in filename:
             return "cms_magic.batching"
         if "cms_magic/signing" in filename:

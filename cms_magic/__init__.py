@@ -15,7 +15,7 @@ from cms_magic._version import __version__
 if TYPE_CHECKING:
     from cms_magic import regions
     from cms_magic.batching import Batch, BatchPlan, plan_batches
-    from cms_magic.credentials import Credentials, resolve_credentials
+    from cms_magic.credentials.static import Credentials, resolve_credentials
     from cms_magic.errors import (
         AuthError,
         CmsError,
@@ -25,14 +25,14 @@ if TYPE_CHECKING:
         SendError,
         UnknownRegionError,
     )
-    from cms_magic.events import Conversion, Event, events_from_frame
-    from cms_magic.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
+    from cms_magic.events.convert import Conversion, Event, events_from_frame
+    from cms_magic.protocol import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
     from cms_magic.regions import Region, endpoint
     from cms_magic.results import SendResult
     from cms_magic.samples import sample_frame
-    from cms_magic.sender import Client, Progress, RetryPolicy, SendJob, last_result, send
+    from cms_magic.sending.client import Client, Progress, RetryPolicy, SendJob, last_result, send
     from cms_magic.signing import CmsAuth
-    from cms_magic.widget import panel
+    from cms_magic.ui.panel.panel import panel
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -72,8 +72,8 @@ __all__ = [
 
 # name -> submodule that defines it
 _LAZY: dict[str, str] = {
-    "MAX_BODY_BYTES": "limits",
-    "MAX_EVENTS_PER_REQUEST": "limits",
+    "MAX_BODY_BYTES": "protocol",
+    "MAX_EVENTS_PER_REQUEST": "protocol",
     "AuthError": "errors",
     "Batch": "batching",
     "BatchPlan": "batching",
@@ -93,14 +93,14 @@ _LAZY: dict[str, str] = {
     "events_from_frame": "events",
     "plan_batches": "batching",
     "resolve_credentials": "credentials",
-    "send": "sender",
-    "Client": "sender",
-    "Progress": "sender",
-    "RetryPolicy": "sender",
-    "SendJob": "sender",
-    "last_result": "sender",
+    "send": "sending.client",
+    "Client": "sending.client",
+    "Progress": "sending.client",
+    "RetryPolicy": "sending.client",
+    "SendJob": "sending.client",
+    "last_result": "sending.client",
     "sample_frame": "samples",
-    "panel": "widget",
+    "panel": "ui.panel.panel",
 }
 
 
@@ -110,14 +110,14 @@ def load_ipython_extension(ipython: Any) -> None:
     The magic module (and IPython) is imported only here, so ``import cms_magic``
     stays light. Loading twice is harmless.
     """
-    from cms_magic.magic import load_ipython_extension as load
+    from cms_magic.ui.magic.magics import load_ipython_extension as load
 
     load(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
     """``%unload_ext cms_magic``: remove the magics and the ``CmsMagic`` configurable."""
-    from cms_magic.magic import unload_ipython_extension as unload
+    from cms_magic.ui.magic.magics import unload_ipython_extension as unload
 
     unload(ipython)
 

@@ -1,5 +1,5 @@
 """``python -m cms_magic``: the ``cms-event`` command line."""
 
-from cms_magic.cli import main
+from cms_magic.ui.cli import main
 
 raise SystemExit(main())

@@ -1,7 +1,7 @@
 """Batching: one pure function from encoded events to request bodies.
 
-A request holds at most :data:`~cms_magic.limits.MAX_EVENTS_PER_REQUEST`
-events and :data:`~cms_magic.limits.MAX_BODY_BYTES` bytes of body. Sizes are
+A request holds at most :data:`~cms_magic.protocol.MAX_EVENTS_PER_REQUEST`
+events and :data:`~cms_magic.protocol.MAX_BODY_BYTES` bytes of body. Sizes are
 measured on the encoded JSON bytes, array punctuation included (``[``, ``]``
 and the commas). An event too large to fit a request on its own is rejected
 with a reason, never truncated. Events keep their order.
@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from cms_magic.events import Event
-from cms_magic.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
+from cms_magic.events.convert import Event
+from cms_magic.protocol import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
 
 __all__ = ["Batch", "BatchPlan", "plan_batches"]
 

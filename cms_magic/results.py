@@ -31,7 +31,7 @@ import numpy as np
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cms_magic.sender import SendJob
+    from cms_magic.sending.client import SendJob
 
 __all__ = ["STATUSES", "RequestRecord", "ResultBuilder", "SendResult"]
 

@@ -240,8 +240,8 @@ class CmsAuth(httpx.Auth):
     def from_credentials(
         cls, credentials: object, *, source_ip: str | None = None, clock: Clock = time.time
     ) -> CmsAuth:
-        """Build from a :class:`cms_magic.credentials.Credentials`."""
-        from cms_magic.credentials import Credentials
+        """Build from a :class:`cms_magic.credentials.static.Credentials`."""
+        from cms_magic.credentials.static import Credentials
 
         if not isinstance(credentials, Credentials):
             raise TypeError(f"expected Credentials, got {type(credentials).__name__}")
@@ -254,7 +254,7 @@ class CmsAuth(httpx.Auth):
         )
 
     def __repr__(self) -> str:
-        from cms_magic.credentials import mask
+        from cms_magic.credentials.static import mask
 
         token = ", security_token=<set>" if self._token else ""
         return f"CmsAuth(access_key_id={mask(self.access_key_id)!r}{token})"

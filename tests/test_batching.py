@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cms_magic.batching import plan_batches
-from cms_magic.events import Event
-from cms_magic.limits import MAX_BODY_BYTES
+from cms_magic.events.convert import Event
+from cms_magic.protocol import MAX_BODY_BYTES
 
 
 def payload(size: int) -> bytes:

@@ -21,9 +21,9 @@ import pandas as pd
 import pytest
 
 import cms_magic
-from cms_magic.credentials import Credentials, resolve_credentials
+from cms_magic.credentials.static import Credentials, resolve_credentials
 from cms_magic.emulator import Emulator, Faults, serve
-from cms_magic.sender import Client
+from cms_magic.sending.client import Client
 
 SECRET = "SECRET-AUDIT-CANARY-9d2f7c"
 TOKEN = "STS-TOKEN-AUDIT-CANARY-41ab"

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 
 import cms_magic
-from cms_magic._transport import _CoalescingBackend, _CoalescingStream, http_transport
 from cms_magic.emulator import serve
+from cms_magic.sending._transport import _CoalescingBackend, _CoalescingStream, http_transport
 
 
 class Recorder(httpcore.AsyncNetworkStream):

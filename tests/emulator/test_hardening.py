@@ -8,8 +8,8 @@ import inspect
 import httpx
 import pytest
 
-from cms_magic import emulator as emulator_module
 from cms_magic.emulator import Emulator, demo_credentials, serve
+from cms_magic.emulator import server as emulator_module
 from cms_magic.signing import CmsAuth
 
 

@@ -15,10 +15,10 @@ import pandas as pd
 import pytest
 
 import cms_magic
-from cms_magic.credentials import Credentials
+from cms_magic.credentials.static import Credentials
 from cms_magic.emulator import Emulator, EmulatorServer, demo_credentials, serve
-from cms_magic.ratelimit import TokenBucket
-from cms_magic.sender import Client, RetryPolicy, classify, shared_quota
+from cms_magic.sending.client import Client, RetryPolicy, classify, shared_quota
+from cms_magic.sending.quota import TokenBucket
 
 DEMO = demo_credentials()
 
@@ -548,7 +548,7 @@ def test_result_frames_and_html() -> None:
 
 
 def test_clock_skew_is_warned_once_with_what_to_do(caplog: pytest.LogCaptureFixture) -> None:
-    from cms_magic import sender
+    from cms_magic.sending import client as sender
 
     real_now = [2_000_000_000.0]
     emulator = Emulator(qps=0, clock=lambda: real_now[0])  # the server's clock

@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        from cms_magic.sender import last_result
+        from cms_magic.sending.client import last_result
 
         partial = last_result()
         if partial is not None:

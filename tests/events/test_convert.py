@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from cms_magic.errors import MappingError
-from cms_magic.events import Event, events_from_frame, events_from_records, format_time
+from cms_magic.events.convert import Event, events_from_frame, events_from_records, format_time
 
 
 def decoded(conversion: object) -> list[dict[str, object]]:

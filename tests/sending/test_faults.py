@@ -19,8 +19,8 @@ import pytest
 
 import cms_magic
 from cms_magic.emulator import Emulator, EmulatorServer, Faults, demo_credentials, serve
-from cms_magic.limits import MAX_EVENTS_PER_REQUEST
-from cms_magic.sender import Client
+from cms_magic.protocol import MAX_EVENTS_PER_REQUEST
+from cms_magic.sending.client import Client
 
 DEMO = demo_credentials()
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from cms_magic.cli import main
 from cms_magic.emulator import EmulatorServer, serve
+from cms_magic.ui.cli import main
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:
-    from cms_magic.sender import Progress
+    from cms_magic.sending.client import Progress
 
 __all__ = ["PrintProgress", "TextDisplayProgress", "WidgetProgress", "final_line"]
 

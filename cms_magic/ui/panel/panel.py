@@ -50,13 +50,13 @@ from traitlets import Unicode
 
 from cms_magic import emulator
 from cms_magic.batching import plan_batches
-from cms_magic.credentials import Credentials, mask, resolve_credentials
+from cms_magic.credentials.static import Credentials, mask, resolve_credentials
 from cms_magic.errors import CmsError, ConfigError, CredentialsError, MappingError
-from cms_magic.events import events_from_frame
+from cms_magic.events.convert import events_from_frame
 from cms_magic.probe import PUBLIC_LABEL, ProbeResult, default_targets, probe
 from cms_magic.regions import endpoint, get_region, public_endpoint, region_ids, regions
 from cms_magic.results import SendResult
-from cms_magic.sender import Progress, SendJob, send
+from cms_magic.sending.client import Progress, SendJob, send
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -151,7 +151,7 @@ class Panel:
     region id.
 
     Attributes: ``result`` (the latest :class:`~cms_magic.results.SendResult`),
-    ``job`` (the current or latest :class:`~cms_magic.sender.SendJob`),
+    ``job`` (the current or latest :class:`~cms_magic.sending.client.SendJob`),
     ``probe_results``, ``last_error``; methods :meth:`send`, :meth:`dry_run`,
     :meth:`cancel`, :meth:`retry_failed`, :meth:`probe`, :meth:`refresh`,
     :meth:`wait`.

@@ -19,7 +19,7 @@ exceptions: they are in the result, and the summary line says where to look.
 Secrets are never magic arguments: a line that looks like it holds one is
 refused, unread, and nothing the magic prints or stores shows a secret.
 
-This module (with :mod:`cms_magic._progress_widget`) is the only one that
+This module (with :mod:`cms_magic.ui.render`) is the only one that
 imports IPython; ``import cms_magic`` does not load it.
 """
 
@@ -60,15 +60,15 @@ from traitlets import (
     validate,
 )
 
-from cms_magic.credentials import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_PROFILE
+from cms_magic.credentials.static import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_PROFILE
 from cms_magic.errors import ConfigError, CredentialsError, SendError
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from cms_magic.credentials import Credentials
+    from cms_magic.credentials.static import Credentials
     from cms_magic.results import SendResult
-    from cms_magic.sender import Progress, SendJob
+    from cms_magic.sending.client import Progress, SendJob
 
 __all__ = [
     "ENV_ENDPOINT",
@@ -540,7 +540,7 @@ class CmsMagic(Magics):
             from cms_magic.emulator import demo_credentials
 
             return demo_credentials()
-        from cms_magic.credentials import resolve_credentials
+        from cms_magic.credentials.static import resolve_credentials
 
         chosen = profile if profile is not None else self.profile
         try:
@@ -693,7 +693,7 @@ class CmsMagic(Magics):
             endpoint = embedded().url
             label = f"local emulator {endpoint} (demo credentials)"
 
-        from cms_magic.sender import RetryPolicy, last_result, send
+        from cms_magic.sending.client import RetryPolicy, last_result, send
 
         renderer = self._renderer(
             len(data), label=label, quiet=args.quiet, background=args.background, dry=args.dry_run
@@ -849,7 +849,7 @@ class CmsMagic(Magics):
         if isinstance(value, Mapping):
             return [value], False
         if isinstance(value, (list, tuple)):
-            from cms_magic.events import Event
+            from cms_magic.events.convert import Event
 
             if value and not any(isinstance(item, (Mapping, Event)) for item in value):
                 kinds = sorted({type(item).__name__ for item in value})
@@ -908,7 +908,7 @@ class CmsMagic(Magics):
             "time_col": args.time_col,
             "tz": args.tz,
         }
-        from cms_magic.events import EventMapping
+        from cms_magic.events.convert import EventMapping
 
         EventMapping(**mapping).resolved(list(frame.columns))  # raises MappingError
         return mapping
@@ -919,7 +919,7 @@ class CmsMagic(Magics):
         self, total: int, *, label: str, quiet: bool, background: bool, dry: bool
     ) -> Callable[[Progress], None] | None:
         """The progress renderer this cell gets: a widget, a text line, or none."""
-        from cms_magic import _progress_widget as render
+        from cms_magic.ui import render
 
         mode = str(self.progress)
         if quiet or mode == "off":
@@ -1009,7 +1009,7 @@ class CmsMagic(Magics):
             _out(self._whoami_text())
             return None
         if command == "last":
-            from cms_magic.sender import last_result
+            from cms_magic.sending.client import last_result
 
             result = last_result()
             if result is None:
@@ -1087,7 +1087,7 @@ class CmsMagic(Magics):
 
             demo = demo_credentials()
             return demo.masked_id, demo.source
-        from cms_magic.credentials import resolve_credentials
+        from cms_magic.credentials.static import resolve_credentials
 
         try:
             found = resolve_credentials(profile=self.profile)
@@ -1113,7 +1113,7 @@ class CmsMagic(Magics):
             demo = demo_credentials()
             lines.append(f"credentials: {demo.masked_id} from {demo.source}")
             return "\n".join(lines)
-        from cms_magic.credentials import resolve_credentials
+        from cms_magic.credentials.static import resolve_credentials
 
         try:
             found = resolve_credentials(profile=self.profile)
@@ -1244,9 +1244,9 @@ def _widgets_available() -> bool:
 
 def _open_panel() -> Any:
     try:
-        module = importlib.import_module("cms_magic.widget")
+        module = importlib.import_module("cms_magic.ui.panel.panel")
     except ModuleNotFoundError as exc:
-        if exc.name not in ("cms_magic.widget", "cms_magic"):
+        if exc.name not in ("cms_magic.ui.panel.panel", "cms_magic"):
             raise
         module = None
     panel = getattr(module, "panel", None)

@@ -32,10 +32,10 @@ import pytest
 
 import cms_magic
 from cms_magic import emulator
-from cms_magic.credentials import Credentials
+from cms_magic.credentials.static import Credentials
 from cms_magic.errors import ConfigError, CredentialsError
 from cms_magic.probe import ProbeResult, probe
-from cms_magic.widget import LOCAL, PUBLIC, Panel
+from cms_magic.ui.panel.panel import LOCAL, PUBLIC, Panel
 
 SECRET = "panel-test-secret-7f3a9c1e5b"  # distinctive, so a leak is easy to spot
 KEY_ID = "LTAIpanelTestKey0042"

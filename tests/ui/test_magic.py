@@ -30,12 +30,12 @@ from traitlets.config import Config
 
 import cms_magic
 from cms_magic import emulator
-from cms_magic._progress_widget import PrintProgress, WidgetProgress, final_line
-from cms_magic.credentials import Credentials
+from cms_magic.credentials.static import Credentials
 from cms_magic.errors import MappingError
-from cms_magic.magic import CmsMagic, EventsNotAcceptedError, refuse_secrets
 from cms_magic.results import SendResult
-from cms_magic.sender import Progress, SendJob, last_result
+from cms_magic.sending.client import Progress, SendJob, last_result
+from cms_magic.ui.magic.magics import CmsMagic, EventsNotAcceptedError, refuse_secrets
+from cms_magic.ui.render import PrintProgress, WidgetProgress, final_line
 
 ENV_VARS = (
     "ALIBABA_CLOUD_ACCESS_KEY_ID",
@@ -756,7 +756,7 @@ def test_cms_helpers(shell: InteractiveShell, emu: emulator.EmulatorServer, cred
 
 
 def test_cms_last_before_any_send(shell: InteractiveShell, monkeypatch: pytest.MonkeyPatch) -> None:
-    from cms_magic import sender
+    from cms_magic.sending import client as sender
 
     monkeypatch.setattr(sender, "_latest", [])
     ran = run(shell, "%cms last")
@@ -896,7 +896,7 @@ def test_loading_does_not_import_the_sender_stack() -> None:
         "import IPython, pandas, sys\n"
         "from IPython.core.interactiveshell import InteractiveShell\n"
         "InteractiveShell.instance().run_line_magic('load_ext', 'cms_magic')\n"
-        "print(' '.join(sorted(m for m in ('httpx', 'tenacity', 'ipywidgets', 'cms_magic.sender')"
+        "print(' '.join(sorted(m for m in ('httpx', 'tenacity', 'ipywidgets', 'cms_magic.sending.client')"
         " if m in sys.modules)))\n"
     )
     out = subprocess.run(

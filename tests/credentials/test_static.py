@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from cms_magic.credentials import Credentials, mask, resolve_credentials
+from cms_magic.credentials.static import Credentials, mask, resolve_credentials
 from cms_magic.errors import CmsError, CredentialsError
 
 KEY_ID = "LTAI5tAbCdEfGh1234abcd"

@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import pytest
 
-from cms_magic.credentials import Credentials
+from cms_magic.credentials.static import Credentials
 from cms_magic.emulator import (
     DEMO_ACCESS_KEY_ID,
     DEMO_ACCESS_KEY_SECRET,
@@ -37,10 +37,10 @@ from cms_magic.emulator import (
     serve,
 )
 from cms_magic.errors import ConfigError
-from cms_magic.limits import MAX_BODY_BYTES, MAX_CLOCK_SKEW_SECONDS, UPLOAD_PATH
+from cms_magic.protocol import MAX_BODY_BYTES, MAX_CLOCK_SKEW_SECONDS, UPLOAD_PATH
 from cms_magic.signing import CmsAuth, format_date
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 NOW = 1_700_000_000.0  # Tue, 14 Nov 2023 22:13:20 GMT
 SOURCE_IP = "192.0.2.1"
 GOOD_BODY = b'[{"name":"Event_0","content":"123,abc","groupId":100}]'

@@ -60,16 +60,16 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from cms_magic.credentials import Credentials, mask
+from cms_magic.credentials.static import Credentials, mask
 from cms_magic.errors import ConfigError, CredentialsError
-from cms_magic.limits import (
+from cms_magic.protocol import (
     DEFAULT_QPS,
     MAX_BODY_BYTES,
     MAX_CLOCK_SKEW_SECONDS,
     MAX_EVENTS_PER_REQUEST,
     UPLOAD_PATH,
 )
-from cms_magic.ratelimit import TokenBucket
+from cms_magic.sending.quota import TokenBucket
 from cms_magic.signing import (
     API_VERSION,
     CONTENT_TYPE,

@@ -22,8 +22,8 @@ from hypothesis import event as note_event
 from hypothesis import strategies as st
 
 from cms_magic.emulator import Emulator, demo_credentials
-from cms_magic.events import Event, events_from_frame
-from cms_magic.sender import Client
+from cms_magic.events.convert import Event, events_from_frame
+from cms_magic.sending.client import Client
 
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=())
 TEXT = st.one_of(

@@ -6,7 +6,7 @@ one entry point the magic, the panel and the command line call.
 How a send runs:
 
 - It runs on one library-owned event loop in a daemon thread (see
-  :mod:`cms_magic._loop`), so it works the same in a script, in a notebook
+  :mod:`cms_magic.sending._loop`), so it works the same in a script, in a notebook
   whose loop is already running, and from ``async`` code
   (``await client.asend(...)``).
 - Input is converted and batched a chunk of rows at a time (``chunk_rows``) in
@@ -55,14 +55,11 @@ from tenacity import (
 )
 from tenacity.stop import stop_base
 
-from cms_magic import _loop
-from cms_magic._transport import http_transport, post
 from cms_magic.batching import Batch, plan_batches
-from cms_magic.credentials import Credentials, mask, resolve_credentials
+from cms_magic.credentials.static import Credentials, mask, resolve_credentials
 from cms_magic.errors import ConfigError
-from cms_magic.events import Conversion, EventMapping, events_from_records, iter_conversions
-from cms_magic.limits import DEFAULT_QPS, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, UPLOAD_PATH
-from cms_magic.ratelimit import TokenBucket
+from cms_magic.events.convert import Conversion, EventMapping, events_from_records, iter_conversions
+from cms_magic.protocol import DEFAULT_QPS, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, UPLOAD_PATH
 from cms_magic.regions import endpoint as resolve_endpoint
 from cms_magic.results import (
     RequestRecord,
@@ -70,6 +67,9 @@ from cms_magic.results import (
     SendResult,
     Status,
 )
+from cms_magic.sending import _loop
+from cms_magic.sending._transport import http_transport, post
+from cms_magic.sending.quota import TokenBucket
 from cms_magic.signing import CmsAuth
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
@@ -672,7 +672,7 @@ class _Run:
             max_connections=self.client.concurrency,
             max_keepalive_connections=self.client.concurrency,
         )
-        # The transport is used directly (see cms_magic._transport.post).
+        # The transport is used directly (see cms_magic.sending._transport.post).
         transport = self.client.transport or http_transport(limits)
         async with transport:
             self.transport = transport

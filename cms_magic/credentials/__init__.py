@@ -1,0 +1,24 @@
+"""Where the AccessKey comes from: arguments, the environment, the aliyun CLI's config,
+``credentials.ini`` (see :mod:`cms_magic.credentials.static` for the chain)."""
+
+from cms_magic.credentials.static import (
+    ENV_ACCESS_KEY_ID,
+    ENV_ACCESS_KEY_SECRET,
+    ENV_CREDENTIALS_FILE,
+    ENV_PROFILE,
+    ENV_SECURITY_TOKEN,
+    Credentials,
+    mask,
+    resolve_credentials,
+)
+
+__all__ = [
+    "ENV_ACCESS_KEY_ID",
+    "ENV_ACCESS_KEY_SECRET",
+    "ENV_CREDENTIALS_FILE",
+    "ENV_PROFILE",
+    "ENV_SECURITY_TOKEN",
+    "Credentials",
+    "mask",
+    "resolve_credentials",
+]

@@ -1,0 +1,1 @@
+"""Sending: the client, the async run, answers, retries, the quota, jobs."""

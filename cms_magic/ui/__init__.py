@@ -1,0 +1,1 @@
+"""The skins: the magics, the panel, the command line, and their renderers."""

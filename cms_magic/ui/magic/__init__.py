@@ -1,0 +1,1 @@
+"""The ``%%cms_event`` and ``%cms`` magics."""
