@@ -2,13 +2,25 @@
 
 The hierarchy::
 
-    CmsError                      base of everything below
+    CmsError                      base of everything below; carries fields, not just prose
     ├── ConfigError               a caller's mistake in arguments or settings (also ValueError)
     │   ├── UnknownRegionError    a region id not in the catalog; lists the valid ids
+    │   ├── TargetError           an endpoint that is not a usable URL, region or 'local'
     │   └── MappingError          a frame-to-events mapping that cannot work (missing column...)
     ├── CredentialsError          no usable AccessKey; says where it looked
-    └── SendError                 a whole send had to stop
-        └── AuthError             403 for a bad signature, unknown key or missing permission
+    ├── InputError                data that cannot be read at all (not a frame, not records)
+    ├── SendError                 a whole send had to stop; ``.result`` holds the partial result
+    │   ├── AuthError             the service refused the credentials (signature, key, permission)
+    │   └── EventsNotAcceptedError  a caller asked to fail when some events were not accepted
+    └── InternalError             a bug in cms_magic: please report it
+
+**Errors carry fields.** Each error knows the ``option`` it is about (the Python
+keyword, e.g. ``"time_col"``), the ``value`` given, the ``rule`` it breaks and,
+where it helps, the ``column`` and a ``hint``. ``str(error)`` words it in Python's
+terms (``time_col='when': no such column; columns: name, time``); a skin words
+the same error in its own terms through :meth:`CmsError.describe`, e.g. the
+magic and the CLI as a flag (``--time-col 'when': ...``) and the panel as the
+control's label, so no skin ever rewrites another's text.
 
 Row-level problems (an empty name, a group id that is not an integer, an event
 too large for a request) are *not* exceptions: they become rows with status
@@ -20,35 +32,144 @@ This module imports nothing of ours, so every other module may import it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
+from typing import Final
+
 __all__ = [
+    "NO_VALUE",
     "AuthError",
     "CmsError",
     "ConfigError",
     "CredentialsError",
+    "EventsNotAcceptedError",
+    "InputError",
+    "InternalError",
     "MappingError",
     "SendError",
+    "Subject",
+    "TargetError",
     "UnknownRegionError",
+    "close_matches",
+    "show_value",
 ]
 
 
+class _NoValue:
+    """The marker for "no value was given" (``None`` is a value a user can give)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NO_VALUE"
+
+
+NO_VALUE: Final = _NoValue()
+
+#: How a skin names the subject of an error: ``(option, value) -> words``.
+#: ``value`` is :data:`NO_VALUE` when the error is about the option itself.
+Subject = Callable[[str, object], str]
+
+_SHOWN_CHARS: Final = 80
+
+
+def show_value(value: object) -> str:
+    """A value as an error shows it: its repr, cut to a readable length."""
+    text = repr(value)
+    if len(text) > _SHOWN_CHARS:
+        text = text[: _SHOWN_CHARS - 3] + "..."
+    return text
+
+
+def python_subject(option: str, value: object) -> str:
+    """The Python API's words: ``time_col='when'``, or ``time_col`` alone."""
+    return option if value is NO_VALUE else f"{option}={show_value(value)}"
+
+
+def close_matches(word: str, candidates: Sequence[object], *, cutoff: float = 0.75) -> list[str]:
+    """The candidates close to ``word`` (as text), best first: the "did you mean" list."""
+    import difflib
+
+    texts = [str(c) for c in candidates]
+    exact = [t for t in texts if t.lower() == word.lower() and t != word]
+    return exact or difflib.get_close_matches(word, texts, n=3, cutoff=cutoff)
+
+
 class CmsError(Exception):
-    """Base class of every error raised by cms_magic."""
+    """Base class of every error raised by cms_magic.
+
+    ``CmsError("text")`` is a plain message. With fields,
+    ``CmsError("must be > 0", option="qps", value=-1)`` reads
+    ``qps=-1: must be > 0`` in Python, and each skin can say it in its own words
+    with :meth:`describe`.
+    """
+
+    def __init__(
+        self,
+        rule: str,
+        *,
+        option: str | None = None,
+        value: object = NO_VALUE,
+        column: Hashable | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self.rule = rule
+        self.option = option
+        self.value = value
+        self.column = column
+        self.hint = hint
+        super().__init__(self.describe())
+
+    def describe(self, subject: Subject | None = None) -> str:
+        """The message, with the option named by ``subject`` (default: the Python keyword)."""
+        text = self.rule
+        if self.option is not None:
+            text = f"{(subject or python_subject)(self.option, self.value)}: {text}"
+        if self.hint:
+            text = f"{text}; {self.hint}"
+        return text
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only fields survive pickling (multiprocessing, nbclient) intact.
+        return (_rebuild, (type(self), self.rule, self.__dict__.copy()))
+
+
+def _rebuild(cls: type[CmsError], rule: str, state: dict[str, object]) -> CmsError:
+    error = cls.__new__(cls)
+    Exception.__init__(error, rule)
+    error.__dict__.update(state)
+    error.args = (error.describe(),)
+    return error
 
 
 class ConfigError(CmsError, ValueError):
-    """An argument or setting that cannot work; the message names it and the rule."""
+    """An argument or setting that cannot work; says which, the rule and the value."""
 
 
 class UnknownRegionError(ConfigError):
-    """A region id that is not in the catalog."""
+    """A region id that is not in the catalog; lists the valid ids."""
 
-    def __init__(self, region: str, valid: list[str]) -> None:
+    def __init__(self, region: str, valid: list[str], *, option: str | None = None) -> None:
         self.region = region
         self.valid = valid
+        near = close_matches(region, valid, cutoff=0.6)
+        hint = f"did you mean {near[0]!r}?" if near else None
         super().__init__(
             f"unknown region {region!r}; valid region ids: {', '.join(valid)} "
-            "(or pass an explicit endpoint URL)"
+            "(or give an endpoint URL, 'public' or 'local')",
+            option=option,
+            hint=hint,
         )
+
+    def describe(self, subject: Subject | None = None) -> str:
+        # The value is in the rule already ("unknown region 'x'"): name only the option.
+        if self.option is None:
+            return super().describe(subject)
+        text = f"{(subject or python_subject)(self.option, NO_VALUE)}: {self.rule}"
+        return f"{text}; {self.hint}" if self.hint else text
+
+
+class TargetError(ConfigError):
+    """An endpoint that is neither a region id, ``public``, ``local`` nor a usable URL."""
 
 
 class MappingError(ConfigError):
@@ -59,17 +180,37 @@ class CredentialsError(CmsError):
     """No usable credentials, or a credentials source that is malformed."""
 
 
-class SendError(CmsError):
-    """A send that had to stop as a whole; the partial result is attached when there is one."""
+class InputError(CmsError, TypeError):
+    """Data that cannot be read as events at all (neither a frame nor a list of records)."""
 
-    def __init__(self, message: str, *, result: object | None = None) -> None:
-        super().__init__(message)
+
+class SendError(CmsError):
+    """A send that had to stop as a whole; ``.result`` holds the partial result, if any."""
+
+    def __init__(self, rule: str, *, result: object | None = None, **fields: object) -> None:
         self.result = result
+        super().__init__(rule, **fields)  # type: ignore[arg-type]
 
 
 class AuthError(SendError):
-    """The service refused the credentials (403 signature, unknown key, missing permission).
+    """The service refused the credentials (signature, unknown key, missing permission).
 
-    Retrying cannot help, so the send stops at once and the rows not yet sent
-    are reported as ``not_sent``.
+    Retrying cannot help, so a send stops at once and the rows not yet sent are
+    reported as ``not_sent``; ``SendResult.error`` holds this error and
+    ``SendResult.raise_for_error()`` raises it.
     """
+
+
+class EventsNotAcceptedError(SendError):
+    """Some events were not accepted, and the caller asked for an error (``--raise``).
+
+    ``.result`` holds the whole result. IPython shows it as one line, but it is a
+    real error, so a papermill or nbclient run stops there.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"{type(self).__name__}: {self}"]
+
+
+class InternalError(CmsError):
+    """A bug in cms_magic (an invariant broke); the message says what, please report it."""

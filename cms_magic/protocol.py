@@ -1,4 +1,4 @@
-"""The service's documented limits, each one named constant.
+"""Facts of the upload API, each one named constant: limits, the path, the group id range.
 
 Source: the CloudMonitor document "Report custom events by sending an HTTP
 request" and the protocol notes: at most 100 events and 500 KB of body per
@@ -24,3 +24,9 @@ UPLOAD_PATH: Final = "/event/custom/upload"
 
 #: The service accepts a request whose Date is within this many seconds of its clock.
 MAX_CLOCK_SKEW_SECONDS: Final = 15 * 60
+
+#: The largest group id (the document's type is Long: a signed 64-bit integer).
+GROUP_ID_MAX: Final = 2**63 - 1
+
+#: The fields of an event, as the service spells them; any other key is refused.
+EVENT_FIELDS: Final = ("content", "groupId", "name", "time")

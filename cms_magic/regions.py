@@ -35,7 +35,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
-from cms_magic.errors import ConfigError, UnknownRegionError
+from cms_magic.errors import ConfigError, TargetError, UnknownRegionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +46,7 @@ __all__ = [
     "endpoint",
     "get_region",
     "is_loopback_url",
+    "normalise_url",
     "public_endpoint",
     "region_ids",
     "regions",
@@ -169,7 +170,7 @@ def endpoint(region: str | None = None, *, internal: bool = False) -> str:
                 "internal=True applies to a region id, not to an explicit endpoint URL, "
                 f"got {_redact(region)!r}"
             )
-        return _normalise_url(region)
+        return normalise_url(region)
     found = get_region(region)
     return found.internal_endpoint if internal else PUBLIC_ENDPOINT
 
@@ -190,11 +191,14 @@ def _redact(url: str) -> str:
     return f"{scheme}://***@{authority.rpartition('@')[2]}{rest[authority_end:]}"
 
 
-def _bad_url(rule: str, url: str) -> ConfigError:
-    return ConfigError(f"endpoint URL {rule}, got {_redact(url)!r}")
+def _bad_url(rule: str, url: str) -> TargetError:
+    return TargetError(f"endpoint URL {rule}", option="endpoint", value=_redact(url))
 
 
-def _normalise_url(url: str) -> str:
+def normalise_url(url: str) -> str:
+    """An endpoint URL checked and normalised: ``http`` or ``https``, a host, an optional port,
+    nothing else (no user info, path, query or fragment); scheme and host lower-cased, no
+    trailing ``/``. Raises :class:`~cms_magic.errors.TargetError` naming the rule broken."""
     text = url.strip()
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
         raise _bad_url("must not contain whitespace or control characters", url)
@@ -204,6 +208,8 @@ def _normalise_url(url: str) -> str:
     except ValueError as exc:
         raise _bad_url(f"is not a valid URL ({exc})", url) from None
     scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise _bad_url("must start with http:// or https://", url)
     if "@" in parts.netloc:
         raise _bad_url("must not contain user info (user:password@)", url)
     host = parts.hostname

@@ -60,13 +60,13 @@ from traitlets import (
     validate,
 )
 
-from cms_magic.credentials.static import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_PROFILE
-from cms_magic.errors import ConfigError, CredentialsError, SendError
+from cms_magic.credentials import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, ENV_PROFILE
+from cms_magic.errors import ConfigError, CredentialsError, EventsNotAcceptedError
 
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from cms_magic.credentials.static import Credentials
+    from cms_magic.credentials import Credentials
     from cms_magic.results import SendResult
     from cms_magic.sending.client import Progress, SendJob
 
@@ -275,17 +275,6 @@ def refuse_secrets(line: str, magic: str) -> None:
 
 
 # --------------------------------------------------------------------------- results
-
-
-class EventsNotAcceptedError(SendError):
-    """``--raise``: some events were not accepted. ``.result`` holds the whole result.
-
-    Shown by IPython as one line (no traceback), but it is a real error, so a
-    papermill or nbclient run stops there.
-    """
-
-    def _render_traceback_(self) -> list[str]:
-        return [f"{type(self).__name__}: {self}"]
 
 
 @dataclass(frozen=True)
@@ -540,7 +529,7 @@ class CmsMagic(Magics):
             from cms_magic.emulator import demo_credentials
 
             return demo_credentials()
-        from cms_magic.credentials.static import resolve_credentials
+        from cms_magic.credentials import resolve_credentials
 
         chosen = profile if profile is not None else self.profile
         try:
@@ -849,7 +838,7 @@ class CmsMagic(Magics):
         if isinstance(value, Mapping):
             return [value], False
         if isinstance(value, (list, tuple)):
-            from cms_magic.events.convert import Event
+            from cms_magic.events import Event
 
             if value and not any(isinstance(item, (Mapping, Event)) for item in value):
                 kinds = sorted({type(item).__name__ for item in value})
@@ -908,7 +897,7 @@ class CmsMagic(Magics):
             "time_col": args.time_col,
             "tz": args.tz,
         }
-        from cms_magic.events.convert import EventMapping
+        from cms_magic.events import EventMapping
 
         EventMapping(**mapping).resolved(list(frame.columns))  # raises MappingError
         return mapping
@@ -1087,7 +1076,7 @@ class CmsMagic(Magics):
 
             demo = demo_credentials()
             return demo.masked_id, demo.source
-        from cms_magic.credentials.static import resolve_credentials
+        from cms_magic.credentials import resolve_credentials
 
         try:
             found = resolve_credentials(profile=self.profile)
@@ -1113,7 +1102,7 @@ class CmsMagic(Magics):
             demo = demo_credentials()
             lines.append(f"credentials: {demo.masked_id} from {demo.source}")
             return "\n".join(lines)
-        from cms_magic.credentials.static import resolve_credentials
+        from cms_magic.credentials import resolve_credentials
 
         try:
             found = resolve_credentials(profile=self.profile)

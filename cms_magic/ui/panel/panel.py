@@ -50,9 +50,9 @@ from traitlets import Unicode
 
 from cms_magic import emulator
 from cms_magic.batching import plan_batches
-from cms_magic.credentials.static import Credentials, mask, resolve_credentials
+from cms_magic.credentials import Credentials, mask, resolve_credentials
 from cms_magic.errors import CmsError, ConfigError, CredentialsError, MappingError
-from cms_magic.events.convert import events_from_frame
+from cms_magic.events import events_from_frame
 from cms_magic.probe import PUBLIC_LABEL, ProbeResult, default_targets, probe
 from cms_magic.regions import endpoint, get_region, public_endpoint, region_ids, regions
 from cms_magic.results import SendResult
