@@ -12,6 +12,7 @@ The hierarchy::
     ├── SendError                 a whole send had to stop; ``.result`` holds the partial result
     │   ├── AuthError             the service refused the credentials (signature, key, permission)
     │   └── EventsNotAcceptedError  a caller asked to fail when some events were not accepted
+    ├── QuickstartError           ``make demo`` / ``python -m cms_magic.quickstart`` cannot run
     └── InternalError             a bug in cms_magic: please report it
 
 **Errors carry fields.** Each error knows the ``option`` it is about (the Python
@@ -45,6 +46,7 @@ __all__ = [
     "InputError",
     "InternalError",
     "MappingError",
+    "QuickstartError",
     "SendError",
     "Subject",
     "TargetError",
@@ -210,6 +212,10 @@ class EventsNotAcceptedError(SendError):
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
+
+
+class QuickstartError(CmsError):
+    """The quick start cannot run; the message says why and what to do."""
 
 
 class InternalError(CmsError):

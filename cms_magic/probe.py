@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+from cms_magic.errors import ConfigError, TargetError
 from cms_magic.regions import public_endpoint, regions
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def probe(
     results with a reason, never exceptions; a malformed URL is reported the same way.
     """
     if not timeout > 0:
-        raise ValueError(f"timeout must be > 0 seconds, got {timeout}")
+        raise ConfigError("must be a number of seconds > 0", option="timeout", value=timeout)
     items = default_targets() if targets is None else list(targets)
     resolve = resolver if resolver is not None else _system_resolver
     dial = connect if connect is not None else _tcp_connect
@@ -229,15 +230,18 @@ def _unreachable(
 
 
 def _split(url: str) -> tuple[str, int]:
-    """The host and port of an ``http(s)://host[:port]`` URL; ValueError if it has none."""
+    """The host and port of an ``http(s)://host[:port]`` URL; TargetError if it has none."""
     parts = urlsplit(url.strip())
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
-        raise ValueError("the URL must start with http:// or https://")
+        raise TargetError("the URL must start with http:// or https://", value=url)
     host = parts.hostname
     if not host:
-        raise ValueError("the URL has no host")
-    port = parts.port  # raises ValueError for a bad port
+        raise TargetError("the URL has no host", value=url)
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise TargetError(f"the URL's port is not valid ({exc})") from None
     return host, port if port is not None else _DEFAULT_PORTS[scheme]
 
 
@@ -254,7 +258,7 @@ def _probe_one(
 ) -> ProbeResult:
     try:
         host, port = _split(url)
-    except ValueError as exc:
+    except TargetError as exc:
         return _unreachable(label, url, f"bad URL: {exc}")
 
     # DNS, bounded: getaddrinfo cannot be interrupted, so it runs in a daemon thread.

@@ -28,7 +28,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
 
-__all__ = ["QUICKSTART", "execute_notebook", "find_notebook", "main"]
+from cms_magic.errors import QuickstartError
+
+__all__ = ["QUICKSTART", "QuickstartError", "execute_notebook", "find_notebook", "main"]
 
 #: The quick start notebook's file name.
 QUICKSTART = "01-quickstart.ipynb"
@@ -41,10 +43,6 @@ SWITCH_CELL = "real-cloud"
 _SWITCHED_ON = re.compile(r"^\s*USE_REAL_CLOUD\s*=\s*True\b", re.MULTILINE)
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _FIRST_ROWS = 5
-
-
-class QuickstartError(Exception):
-    """The quick start cannot run; the message says why and what to do."""
 
 
 def find_notebook(

@@ -35,7 +35,7 @@ from importlib import resources
 from typing import TYPE_CHECKING, Any
 from urllib.parse import SplitResult, urlsplit
 
-from cms_magic.errors import ConfigError, TargetError, UnknownRegionError
+from cms_magic.errors import ConfigError, InternalError, TargetError, UnknownRegionError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -80,7 +80,7 @@ class _Catalog:
 def _require_str(obj: dict[str, Any], key: str, where: str) -> str:
     value = obj.get(key)
     if not isinstance(value, str) or not value:
-        raise RuntimeError(f"{_CATALOG_FILE}: {where} needs a non-empty string {key!r}")
+        raise InternalError(f"{_CATALOG_FILE}: {where} needs a non-empty string {key!r}")
     return value
 
 
@@ -90,12 +90,12 @@ def _catalog() -> _Catalog:
     text = resources.files("cms_magic").joinpath(_CATALOG_FILE).read_text(encoding="utf-8")
     data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("regions"), list):
-        raise RuntimeError(f"{_CATALOG_FILE}: expected an object with a 'regions' list")
+        raise InternalError(f"{_CATALOG_FILE}: expected an object with a 'regions' list")
     public = _require_str(data, "public_endpoint", "the top level")
     items: list[Region] = []
     for i, raw in enumerate(data["regions"]):
         if not isinstance(raw, dict):
-            raise RuntimeError(f"{_CATALOG_FILE}: regions[{i}] must be an object")
+            raise InternalError(f"{_CATALOG_FILE}: regions[{i}] must be an object")
         where = f"regions[{i}]"
         items.append(
             Region(
@@ -191,14 +191,15 @@ def _redact(url: str) -> str:
     return f"{scheme}://***@{authority.rpartition('@')[2]}{rest[authority_end:]}"
 
 
-def _bad_url(rule: str, url: str) -> TargetError:
-    return TargetError(f"endpoint URL {rule}", option="endpoint", value=_redact(url))
-
-
-def normalise_url(url: str) -> str:
+def normalise_url(url: str, *, option: str = "endpoint") -> str:
     """An endpoint URL checked and normalised: ``http`` or ``https``, a host, an optional port,
     nothing else (no user info, path, query or fragment); scheme and host lower-cased, no
-    trailing ``/``. Raises :class:`~cms_magic.errors.TargetError` naming the rule broken."""
+    trailing ``/``. Raises :class:`~cms_magic.errors.TargetError` naming the rule broken
+    (``option`` names the field in it)."""
+
+    def _bad_url(rule: str, url: str) -> TargetError:
+        return TargetError(f"endpoint URL {rule}", option=option, value=_redact(url))
+
     text = url.strip()
     if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
         raise _bad_url("must not contain whitespace or control characters", url)

@@ -194,7 +194,7 @@ def parse_target(
         raise TargetError(
             "internal applies to a region id, not to an endpoint URL", option="internal", value=True
         )
-    url = regions.normalise_url(text)  # TargetError names the URL rule broken
+    url = regions.normalise_url(text, option=option)  # names the URL rule broken
     for region in regions.regions():
         if url == region.internal_endpoint:
             return Target("region", url, region=region.id, internal=True, source=source)

@@ -16,6 +16,7 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from cms_magic import probe as probe_module
+from cms_magic.errors import ConfigError
 from cms_magic.probe import (
     PUBLIC_LABEL,
     ProbeResult,
@@ -226,8 +227,10 @@ def test_probe_frame(listening: int, closed_port: int) -> None:
 
 
 def test_timeout_must_be_positive() -> None:
-    with pytest.raises(ValueError, match="timeout must be > 0"):
+    with pytest.raises(ConfigError) as caught:
         probe([], timeout=0)
+    assert (caught.value.option, caught.value.value) == ("timeout", 0)
+    assert str(caught.value) == "timeout=0: must be a number of seconds > 0"
 
 
 def test_importing_the_probe_contacts_nothing_and_stays_light() -> None:

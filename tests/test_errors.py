@@ -1,0 +1,69 @@
+"""errors.py: errors carry fields; each skin words them; pickling keeps them."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+
+from cms_magic import errors
+from cms_magic.errors import CmsError, ConfigError, MappingError, SendError, UnknownRegionError
+
+
+def test_fields_make_the_message() -> None:
+    error = ConfigError("must be > 0", option="qps", value=-1, hint="0 turns the limit off")
+    assert str(error) == "qps=-1: must be > 0; 0 turns the limit off"
+    assert (
+        error.describe(lambda o, v: f"--{o} {v}") == "--qps -1: must be > 0; 0 turns the limit off"
+    )
+    assert isinstance(error, ValueError)
+
+
+def test_a_plain_message_stays_plain() -> None:
+    assert str(CmsError("something broke")) == "something broke"
+
+
+def test_long_values_are_cut() -> None:
+    error = MappingError("is not a column", option="name_col", value="x" * 500)
+    assert len(str(error)) < 130
+
+
+def test_pickling_keeps_the_fields() -> None:
+    error = MappingError("no such column", option="time_col", value="when", column="when")
+    again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert type(again) is MappingError
+    assert (again.option, again.value, again.column, str(again)) == (
+        "time_col",
+        "when",
+        "when",
+        str(error),
+    )
+    send_error = pickle.loads(pickle.dumps(SendError("stopped", result=None)))  # noqa: S301
+    assert str(send_error) == "stopped"
+
+
+def test_unknown_region_suggests_the_closest() -> None:
+    error = UnknownRegionError("cn-hangzou", ["cn-hangzhou", "cn-beijing"], option="region")
+    assert error.hint == "did you mean 'cn-hangzhou'?"
+    assert error.describe(lambda o, v: "--region").startswith("--region: unknown region")
+
+
+@pytest.mark.parametrize(
+    ("word", "candidates", "expected"),
+    [
+        ("mesage", ["message", "host"], ["message"]),
+        ("Message", ["message", "host"], ["message"]),  # a case slip comes first
+        ("zzz", ["message", "host"], []),
+        ("1", [0, 1, 2], ["1"]),  # an integer label typed as text
+    ],
+)
+def test_close_matches(word: str, candidates: list[object], expected: list[str]) -> None:
+    assert errors.close_matches(word, candidates) == expected
+
+
+def test_every_exception_class_is_a_cms_error_defined_here() -> None:
+    import inspect
+
+    for name, value in vars(errors).items():
+        if inspect.isclass(value) and issubclass(value, BaseException):
+            assert issubclass(value, CmsError), name
