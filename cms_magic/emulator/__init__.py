@@ -1,24 +1,30 @@
-"""The local, signature-verifying CloudMonitor emulator (see :mod:`cms_magic.emulator.server`).
+"""The local, signature-verifying CloudMonitor emulator.
 
-``serve()`` starts one on 127.0.0.1 in a thread, ``embedded()`` is the process's
-shared one (what ``--endpoint local`` uses), ``python -m cms_magic.emulator``
-runs one until Ctrl-C.
+The rooms, in the order a request meets them:
+
+- :mod:`~cms_magic.emulator.server`: HTTP/1.1 on 127.0.0.1 in a thread, and the
+  admin endpoints (:class:`EmulatorServer`, :func:`serve`);
+- :mod:`~cms_magic.emulator.service`: the upload handler, no I/O (:class:`Emulator`,
+  :class:`EmulatorResponse`, the demo credentials);
+- :mod:`~cms_magic.emulator.faults`: the faults it can inject (:class:`Faults`);
+- :mod:`~cms_magic.emulator.validation`: its own checks of headers, signature and events;
+- :mod:`~cms_magic.emulator.store`: where accepted events and the request log are kept;
+- :mod:`~cms_magic.emulator.embedded`: the process's shared one (what ``local`` means,
+  :func:`embedded`);
+- :mod:`~cms_magic.emulator.cli`: ``python -m cms_magic.emulator`` and
+  ``cms-event emulator`` (:func:`main`), serving until Ctrl-C.
 """
 
-from cms_magic.emulator.server import (
-    ADMIN_PREFIX,
+from cms_magic.emulator.cli import main
+from cms_magic.emulator.embedded import embedded, embedded_running, stop_embedded
+from cms_magic.emulator.faults import Faults
+from cms_magic.emulator.server import ADMIN_PREFIX, EmulatorServer, serve
+from cms_magic.emulator.service import (
     DEMO_ACCESS_KEY_ID,
     DEMO_ACCESS_KEY_SECRET,
     Emulator,
     EmulatorResponse,
-    EmulatorServer,
-    Faults,
     demo_credentials,
-    embedded,
-    embedded_running,
-    main,
-    serve,
-    stop_embedded,
 )
 
 __all__ = [

@@ -619,7 +619,7 @@ def test_bad_configuration_is_refused(kwargs: dict[str, Any]) -> None:
 
 def test_set_qps_refuses_a_negative_rate() -> None:
     emu = Emulator()
-    with pytest.raises(ConfigError, match="qps must be a number >= 0"):
+    with pytest.raises(ConfigError, match=r"^qps=-0.5: must be a number >= 0 \(0 turns the quota off\)$"):
         emu.set_qps(-0.5)
     assert emu.qps == 20.0
 

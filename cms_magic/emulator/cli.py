@@ -1,0 +1,121 @@
+"""``python -m cms_magic.emulator`` and ``cms-event emulator``: serve until Ctrl-C or SIGTERM."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from cms_magic.credentials.static import Credentials
+from cms_magic.emulator.server import ADMIN_PREFIX, serve
+from cms_magic.emulator.service import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, demo_credentials
+from cms_magic.errors import CredentialsError
+from cms_magic.protocol import DEFAULT_QPS, UPLOAD_PATH
+
+__all__ = ["main"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m cms_magic.emulator``: serve until Ctrl-C or SIGTERM, then return 0."""
+    parser = argparse.ArgumentParser(
+        prog="python -m cms_magic.emulator",
+        description=(
+            "Run a local, signature-verifying CloudMonitor custom-event endpoint "
+            f"(POST {UPLOAD_PATH}) for demos and tests."
+        ),
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument("--port", type=int, default=0, help="port (default: 0, any free port)")
+    parser.add_argument(
+        "--access-key-id", help="AccessKeyId to accept (default: the public demo pair)"
+    )
+    parser.add_argument(
+        "--access-key-secret",
+        help="its AccessKeySecret (visible to local users in the process list: test keys only)",
+    )
+    parser.add_argument(
+        "--qps",
+        type=float,
+        default=DEFAULT_QPS,
+        help="requests per second per AccessKeyId, 0 for no quota (default: %(default)g)",
+    )
+    args = parser.parse_args(argv)
+    if (args.access_key_id is None) != (args.access_key_secret is None):
+        parser.error("give both --access-key-id and --access-key-secret, or neither (demo pair)")
+    if not args.qps >= 0:
+        parser.error(f"--qps must be >= 0, got {args.qps:g}")
+    if args.access_key_id is None:
+        credentials = demo_credentials()
+        shown_id, shown_secret = DEMO_ACCESS_KEY_ID, f"{DEMO_ACCESS_KEY_SECRET} (public demo pair)"
+    else:
+        try:
+            credentials = Credentials(
+                args.access_key_id, args.access_key_secret, source="command line"
+            )
+        except CredentialsError as exc:
+            parser.error(str(exc))
+        shown_id = credentials.access_key_id
+        # masked entirely: even a few characters of a real secret are too many
+        shown_secret = f"******** ({len(credentials.access_key_secret)} characters, as given)"
+    if not _is_loopback(args.host):
+        print(
+            f"warning: binding {args.host}, not loopback: other hosts can reach this emulator",
+            file=sys.stderr,
+        )
+    try:
+        server = serve(args.host, args.port, credentials=credentials, qps=args.qps)
+    except OSError as exc:
+        print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    restore = _stop_on_signals(stop)
+    try:
+        quota = f"{args.qps:g} requests/s per AccessKeyId" if args.qps else "off"
+        print(f"cms_magic emulator listening on {server.url}", flush=True)
+        print(f"  upload:            POST {server.url}{UPLOAD_PATH}")
+        print(f"  AccessKeyId:       {shown_id}")
+        print(f"  AccessKeySecret:   {shown_secret}")
+        print(f"  quota:             {quota}")
+        print(f"  admin:             GET {ADMIN_PREFIX}events, {ADMIN_PREFIX}requests, ", end="")
+        print(f"{ADMIN_PREFIX}health, {ADMIN_PREFIX}faults; ", end="")
+        print(f"POST {ADMIN_PREFIX}reset, {ADMIN_PREFIX}faults")
+        print("Press Ctrl-C to stop.", flush=True)
+        while not stop.wait(0.2):
+            pass
+    except KeyboardInterrupt:
+        pass
+    finally:
+        restore()
+        server.stop()
+    print("cms_magic emulator stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:
+    """Make SIGINT and SIGTERM set ``stop``; return a function that restores the handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    previous: dict[signal.Signals, Any] = {}
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        previous[signum] = signal.signal(signum, lambda _signum, _frame: stop.set())
+
+    def restore() -> None:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+    return restore

@@ -1,0 +1,45 @@
+"""The process's own emulator, what ``local`` means: started on first use, stopped at reset.
+
+It lives in one :func:`cms_magic._state.slot`, so :func:`cms_magic._state.reset`
+(the test suite's autouse fixture, or a user wanting a fresh start) stops it
+along with every other piece of process-wide state.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from cms_magic import _state
+from cms_magic.emulator.server import EmulatorServer, serve
+
+__all__ = ["embedded", "embedded_running", "stop_embedded"]
+
+_EMBEDDED: Final[_state.Slot[EmulatorServer]] = _state.slot(
+    "embedded emulator", close=EmulatorServer.stop
+)
+
+
+def embedded() -> EmulatorServer:
+    """The process-wide emulator for demos and notebooks, started on first use.
+
+    It listens on 127.0.0.1 (a free port), accepts the demo credentials and
+    enforces the default quota. The magic's ``--endpoint local`` and the
+    panel's "local emulator" target use it; it is never chosen silently for
+    a real endpoint. The same server is returned until it is stopped
+    (:func:`stop_embedded` or :func:`cms_magic._state.reset`).
+    """
+    return _EMBEDDED.get_or_create(serve)
+
+
+def embedded_running() -> EmulatorServer | None:
+    """The embedded emulator if it is running, else None (never starts it)."""
+    return _EMBEDDED.get()
+
+
+def stop_embedded() -> bool:
+    """Stop the embedded emulator; False if it was not running."""
+    server = _EMBEDDED.pop()
+    if server is None:
+        return False
+    server.stop()
+    return True
