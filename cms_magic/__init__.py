@@ -28,9 +28,12 @@ if TYPE_CHECKING:
     from cms_magic.events.convert import Conversion, Event, events_from_frame
     from cms_magic.protocol import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
     from cms_magic.regions import Region, endpoint
-    from cms_magic.results import SendResult
+    from cms_magic.progress import Progress
+    from cms_magic.results import SendJob, SendResult
     from cms_magic.samples import sample_frame
-    from cms_magic.sending.client import Client, Progress, RetryPolicy, SendJob, last_result, send
+    from cms_magic.sending.client import Client, send
+    from cms_magic.sending.jobs import last_result
+    from cms_magic.sending.retry import RetryPolicy
     from cms_magic.signing import CmsAuth
     from cms_magic.ui.panel.panel import panel
 
@@ -95,10 +98,10 @@ _LAZY: dict[str, str] = {
     "resolve_credentials": "credentials",
     "send": "sending.client",
     "Client": "sending.client",
-    "Progress": "sending.client",
-    "RetryPolicy": "sending.client",
-    "SendJob": "sending.client",
-    "last_result": "sending.client",
+    "Progress": "progress",
+    "RetryPolicy": "sending.retry",
+    "SendJob": "results",
+    "last_result": "sending.jobs",
     "sample_frame": "samples",
     "panel": "ui.panel.panel",
 }

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from cms_magic.errors import ConfigError
 from cms_magic.events.convert import Event
 from cms_magic.protocol import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
 
@@ -57,9 +58,17 @@ def plan_batches(
     ``0..n-1``); batches are numbered from ``first_number``.
     """
     if not 1 <= max_events <= MAX_EVENTS_PER_REQUEST:
-        raise ValueError(f"max_events must be 1..{MAX_EVENTS_PER_REQUEST}, got {max_events}")
+        raise ConfigError(
+            f"must be 1..{MAX_EVENTS_PER_REQUEST} events per request",
+            option="max_events",
+            value=max_events,
+        )
     if not 3 <= max_bytes <= MAX_BODY_BYTES:
-        raise ValueError(f"max_bytes must be 3..{MAX_BODY_BYTES}, got {max_bytes}")
+        raise ConfigError(
+            f"must be 3..{MAX_BODY_BYTES} bytes per request body",
+            option="max_bytes",
+            value=max_bytes,
+        )
     encoded = bool(events) and not isinstance(events[0], Event)  # one kind per call
     payloads: Sequence[bytes] = (
         events if encoded or not events else [e.to_json() for e in events]  # type: ignore[assignment,union-attr]
@@ -72,7 +81,11 @@ def plan_batches(
     else:
         where = [int(p) for p in positions]
     if len(where) != len(payloads):
-        raise ValueError(f"{len(where)} positions for {len(payloads)} events")
+        raise ConfigError(
+            f"gives {len(where)} positions for {len(payloads)} events: one per event",
+            option="positions",
+            value=len(where),
+        )
 
     sizes = np.fromiter(map(len, payloads), dtype=np.int64, count=len(payloads))
     oversize = sizes + 2 > max_bytes

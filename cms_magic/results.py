@@ -1,14 +1,14 @@
-"""What happened to every event and every request of a send.
+"""What a send gives back: a :class:`SendResult`, or a :class:`SendJob` that will give one.
 
-:class:`ResultBuilder` collects outcomes while a send runs, in compact arrays
-(one byte of status per input row; reasons only for rows that have one);
-:class:`SendResult` is the finished, read-only view:
+:class:`SendResult` is the finished, read-only view of a send (built by the
+run's :class:`~cms_magic.sending.outcomes.ResultBuilder`):
 
 - ``result.events``: one row per input row, indexed like the input, with
   ``status`` (``accepted``, ``rejected``, ``not_sent``, ``unknown`` or
   ``dry_run``), ``reason``, ``batch``, ``attempts`` and ``request_id``;
 - ``result.requests``: one row per request;
-- ``result.ok``, ``result.summary()``, ``result.failed()``, ``result.retry()``.
+- ``result.ok``, ``result.summary()`` (the one summary line every skin shows),
+  ``result.failed()``, ``result.retry()``, ``result.raise_for_error()``.
 
 Status meanings: ``accepted``: the service answered HTTP 200 with code "200".
 ``rejected``: the row cannot be sent as it is (it failed validation, or the
@@ -16,28 +16,48 @@ service answered 400 for it); the reason says why. ``not_sent``: the row was
 not delivered and may be sent again safely. ``unknown``: its request may or
 may not have been delivered (for example a timeout after the request was
 sent); resending may duplicate events, so it is not done unless asked.
+
+**A result holds what it needs to resend**, not the run that made it: a
+:class:`ResendSpec` with the input data, the mapping options and the
+:class:`Resender` (the :class:`cms_magic.Client`, which is the target, the
+credentials and the send options). :meth:`SendResult.retry` asks that resender
+to send the chosen rows and merge them. This module imports nothing from
+:mod:`cms_magic.sending` (the resender is typed by a protocol), so there is no
+import cycle, and nothing of the finished run (its per-row buffers, its
+connections) stays alive with the result.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import html
-import threading
-from collections.abc import Callable, Hashable, Sequence
-from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any, Literal, overload
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 
 import numpy as np
+
+from cms_magic.errors import ConfigError, InternalError, SendError
+from cms_magic.progress import Progress, ProgressCallback
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cms_magic.sending.client import SendJob
-
-__all__ = ["STATUSES", "RequestRecord", "ResultBuilder", "SendResult"]
+__all__ = [
+    "STATUSES",
+    "JobControl",
+    "RequestRecord",
+    "ResendSpec",
+    "Resender",
+    "SendJob",
+    "SendResult",
+    "Status",
+]
 
 Status = Literal["accepted", "rejected", "not_sent", "unknown", "dry_run"]
 STATUSES: tuple[Status, ...] = ("accepted", "rejected", "not_sent", "unknown", "dry_run")
-_CODE: dict[str, int] = {name: code for code, name in enumerate(STATUSES)}
+#: The byte that stands for each status in the per-row arrays.
+CODES: dict[str, int] = {name: code for code, name in enumerate(STATUSES)}
 ACCEPTED, REJECTED, NOT_SENT, UNKNOWN, DRY_RUN = range(5)
 
 NOT_SENT_REASON = "not sent: the send stopped before this row's request"
@@ -60,104 +80,119 @@ class RequestRecord:
     outcome: Status
 
 
-class ResultBuilder:
-    """Collects per-row outcomes during a send; thread-safe, O(1 byte) per row."""
+class Resender(Protocol):
+    """What can send rows of a result again (a :class:`cms_magic.Client` is one)."""
 
-    def __init__(self, total: int, index: pd.Index | Sequence[Hashable] | None = None) -> None:
-        self.total = total
-        self.index = index
-        self.status = np.full(total, NOT_SENT, dtype=np.uint8)
-        self.batch = np.full(total, -1, dtype=np.int32)
-        self.attempts = np.zeros(total, dtype=np.uint16)
-        self.reasons: dict[int, str] = {}
-        self.request_index = np.full(total, -1, dtype=np.int32)  # into request_ids
-        self.request_ids: list[str] = []
-        self.requests: list[RequestRecord] = []
-        self.error: str | None = None
-        self._lock = threading.Lock()
-        # Rows per status, kept up to date on every change: progress reads it per request.
-        self._counts = np.zeros(len(STATUSES), dtype=np.int64)
-        self._counts[NOT_SENT] = total
-
-    def _set_status(self, where: np.ndarray[Any, Any], code: int) -> None:
-        """Change the status of rows ``where`` (lock held), keeping the counts exact."""
-        self._counts -= np.bincount(self.status[where], minlength=len(STATUSES))
-        self._counts[code] += len(where)
-        self.status[where] = code
-
-    def reject(self, rejected: dict[int, str]) -> None:
-        """Rows that cannot become (or fit in) a request, with their reasons."""
-        if not rejected:
-            return
-        with self._lock:
-            where = np.fromiter(rejected.keys(), dtype=np.int64, count=len(rejected))
-            self._set_status(where, REJECTED)
-            self.reasons.update(rejected)
-
-    def settle(
+    def resend(
         self,
-        positions: Sequence[int],
-        status: Status,
-        reason: str | None,
+        previous: SendResult,
+        positions: np.ndarray[Any, Any],
         *,
-        batch: int,
-        attempts: int,
-        request_id: str | None = None,
-    ) -> None:
-        """Give rows of one request their final status (one reason for all of them)."""
-        if not positions:
-            return
-        where = np.asarray(positions, dtype=np.int64)
-        with self._lock:
-            self._set_status(where, _CODE[status])
-            self.batch[where] = batch
-            self.attempts[where] = attempts
-            if reason is None:
-                if self.reasons:
-                    for position in positions:
-                        self.reasons.pop(position, None)
-            else:
-                self.reasons.update(dict.fromkeys(positions, reason))
-            if request_id is not None:
-                self.request_index[where] = len(self.request_ids)
-                self.request_ids.append(request_id)
+        background: bool,
+        progress: ProgressCallback | None,
+    ) -> SendResult | SendJob:
+        """Send the rows of ``previous.request`` at ``positions``; merge into ``previous``."""
+        ...
 
-    def add_request(self, record: RequestRecord) -> None:
-        with self._lock:
-            self.requests.append(record)
 
-    def counts(self) -> dict[str, int]:
-        """Rows per status so far, in O(1)."""
-        with self._lock:
-            numbers = self._counts.tolist()
-        return dict(zip(STATUSES, numbers, strict=True))
+@dataclass(frozen=True, slots=True)
+class ResendSpec:
+    """What a result needs to resend some of its rows: the input, the options, the sender."""
 
-    def build(
-        self,
-        *,
-        elapsed: float,
-        source: Any = None,
-        resend: Callable[[SendResult, np.ndarray[Any, Any], bool, Any], Any] | None = None,
-        endpoint: str = "",
-        cancelled: bool = False,
-    ) -> SendResult:
-        with self._lock:
-            return SendResult(
-                status=self.status.copy(),
-                batch=self.batch.copy(),
-                attempts=self.attempts.copy(),
-                reasons=dict(self.reasons),
-                request_index=self.request_index.copy(),
-                request_ids=list(self.request_ids),
-                index=self.index,
-                request_records=sorted(self.requests, key=lambda r: r.batch),
-                elapsed=elapsed,
-                error=self.error,
-                source=source,
-                resend=resend,
-                endpoint=endpoint,
-                cancelled=cancelled,
-            )
+    #: The input as given: a DataFrame, or the list of events / dicts.
+    data: Any
+    #: The mapping options given (``name_col``...), without the unset ones.
+    mapping: Mapping[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+    #: Sends again with the same target, credentials and send options.
+    sender: Resender | None = None
+
+    def subset(self, positions: np.ndarray[Any, Any]) -> Any:
+        """The input rows at ``positions``: a DataFrame for frame input, else a list."""
+        if hasattr(self.data, "iloc"):
+            return self.data.iloc[positions]
+        return [self.data[i] for i in positions.tolist()]
+
+
+class JobControl(Protocol):
+    """The running send's side of a :class:`SendJob`."""
+
+    @property
+    def progress(self) -> Progress | None: ...
+
+    def cancel(self) -> None: ...
+
+    def abort(self) -> None: ...
+
+
+class SendJob:
+    """A send running in the background: ``.status``, ``.progress``, ``.wait()``,
+    ``.result()``, ``.cancel()``.
+
+    (It lives here, next to :class:`SendResult`, because each names the other:
+    ``SendResult.retry(background=True)`` gives a job, a job gives a result.)
+    """
+
+    def __init__(self, future: concurrent.futures.Future[SendResult], control: JobControl) -> None:
+        self._future = future
+        self.control = control
+
+    @property
+    def status(self) -> Literal["running", "done", "cancelled", "failed"]:
+        if not self._future.done():
+            return "running"
+        if self._future.cancelled():
+            return "cancelled"
+        if self._future.exception() is not None:
+            return "failed"
+        return "cancelled" if self._future.result().cancelled else "done"
+
+    @property
+    def progress(self) -> Progress | None:
+        """The latest progress snapshot (None before the first request)."""
+        return self.control.progress
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the send ends or ``timeout`` passes; True if it ended."""
+        try:
+            self._future.exception(timeout=timeout)
+        except concurrent.futures.TimeoutError:
+            return False
+        return True
+
+    def result(self, timeout: float | None = None) -> SendResult:
+        """The result, waiting for it if needed."""
+        return self._future.result(timeout=timeout)
+
+    def cancel(self) -> None:
+        """Stop at the next batch boundary; requests in flight finish. The result keeps
+        what was done; the rest is ``not_sent`` (``result().retry()`` resumes)."""
+        self.control.cancel()
+
+    def abort(self) -> None:
+        """Stop now: also cancel the requests in flight (their rows become ``unknown``,
+        since they may or may not have arrived). A second Ctrl-C does this."""
+        self.control.abort()
+
+    def done(self) -> bool:
+        """True when the send has ended (done, cancelled or failed)."""
+        return self._future.done()
+
+    def add_done_callback(self, callback: Callable[[SendJob], None]) -> None:
+        """Call ``callback(job)`` when the send ends (at once if it already has).
+
+        It runs in the thread that finishes the send: update widgets through
+        traits, not by printing.
+        """
+        self._future.add_done_callback(lambda _: callback(self))
+
+    def __repr__(self) -> str:
+        progress = self.progress
+        detail = progress.line() if progress else "starting"
+        future = self._future
+        if future.done() and not future.cancelled() and future.exception() is None:
+            detail = future.result().summary()
+        return f"<SendJob {self.status}: {detail}>"
 
 
 class SendResult:
@@ -175,9 +210,8 @@ class SendResult:
         index: pd.Index | Sequence[Hashable] | None,
         request_records: list[RequestRecord],
         elapsed: float,
-        error: str | None = None,
-        source: Any = None,
-        resend: Callable[[SendResult, np.ndarray[Any, Any], bool, Any], Any] | None = None,
+        error: SendError | None = None,
+        request: ResendSpec | None = None,
         endpoint: str = "",
         cancelled: bool = False,
     ) -> None:
@@ -191,14 +225,17 @@ class SendResult:
         self.request_records = request_records
         #: Seconds the send took (all attempts of a retried result together).
         self.elapsed = elapsed
-        #: Why the whole send stopped early (refused credentials...), or None.
+        #: Why the whole send stopped early, or None: an :class:`~cms_magic.errors.AuthError`
+        #: when the service refused the credentials (its hint says what to do), a
+        #: :class:`~cms_magic.errors.SendError` when the input could not be read to the end.
+        #: :meth:`raise_for_error` raises it.
         self.error = error
         #: True when the send was cancelled or interrupted before it finished.
         self.cancelled = cancelled
         #: The URL the events were sent to.
         self.endpoint = endpoint
-        self._source = source
-        self._resend = resend
+        #: What this result needs to resend its rows (None if it was not made by a send).
+        self.request = request
         self._events_frame: pd.DataFrame | None = None
         #: For a dry run: the first request as it would be sent (Authorization masked).
         self.preview: dict[str, Any] | None = None
@@ -288,11 +325,9 @@ class SendResult:
         ``include_unknown=False`` for just the rows that are safe to resend.
         """
         positions = np.flatnonzero(self.failed_mask(include_unknown))
-        if self._source is None:
+        if self.request is None:
             return self.events.iloc[positions]
-        if hasattr(self._source, "iloc"):
-            return self._source.iloc[positions]
-        return [self._source[i] for i in positions.tolist()]
+        return self.request.subset(positions)
 
     def retry_mask(
         self, *, include_unknown: bool = False, include_rejected: bool = False
@@ -312,7 +347,7 @@ class SendResult:
         include_unknown: bool = ...,
         include_rejected: bool = ...,
         background: Literal[False] = ...,
-        progress: Callable[[Any], None] | None = ...,
+        progress: ProgressCallback | None = ...,
     ) -> SendResult: ...
 
     @overload
@@ -322,7 +357,7 @@ class SendResult:
         include_unknown: bool = ...,
         include_rejected: bool = ...,
         background: Literal[True],
-        progress: Callable[[Any], None] | None = ...,
+        progress: ProgressCallback | None = ...,
     ) -> SendJob: ...
 
     def retry(
@@ -331,7 +366,7 @@ class SendResult:
         include_unknown: bool = False,
         include_rejected: bool = False,
         background: bool = False,
-        progress: Callable[[Any], None] | None = None,
+        progress: ProgressCallback | None = None,
     ) -> SendResult | SendJob:
         """Send again the rows that were not sent; a new result over all the rows.
 
@@ -344,13 +379,28 @@ class SendResult:
         ``include_rejected=True``. ``background=True`` returns a ``SendJob``
         whose result is the merged one; ``progress`` is as for ``send``.
         """
-        if self._resend is None:
-            raise RuntimeError("this result cannot be retried: it was not made by cms_magic.send")
+        sender = self.request.sender if self.request is not None else None
+        if sender is None:
+            raise ConfigError(
+                "this result cannot be retried: it was not made by cms_magic.send",
+                option="retry",
+            )
         positions = np.flatnonzero(
             self.retry_mask(include_unknown=include_unknown, include_rejected=include_rejected)
         )
-        outcome: SendResult | SendJob = self._resend(self, positions, background, progress)
-        return outcome
+        return sender.resend(self, positions, background=background, progress=progress)
+
+    def raise_for_error(self) -> SendResult:
+        """Raise the error that stopped the whole send, if one did; else return this result.
+
+        That is an :class:`~cms_magic.errors.AuthError` when the service refused the
+        credentials, or a :class:`~cms_magic.errors.SendError` when the input could not
+        be read to the end; its ``.result`` is this result. Rows that were merely not
+        accepted are not an error here: check :attr:`ok` or :meth:`counts` for those.
+        """
+        if self.error is not None:
+            raise self.error
+        return self
 
     def merged(self, again: SendResult, positions: np.ndarray[Any, Any]) -> SendResult:
         """This result with the rows at ``positions`` replaced by ``again``'s rows (in order).
@@ -359,7 +409,11 @@ class SendResult:
         and requests are renumbered to follow this result's.
         """
         if len(again) != len(positions):
-            raise ValueError(f"{len(again)} new outcomes for {len(positions)} rows")
+            raise InternalError(
+                f"{len(again)} new outcomes for {len(positions)} rows: one per row",
+                option="positions",
+                value=len(positions),
+            )
         offset = int(self._batch.max()) + 1 if len(self._batch) and self._batch.max() >= 0 else 0
         status = self._status.copy()
         batch = self._batch.copy()
@@ -389,8 +443,7 @@ class SendResult:
             request_records=records,
             elapsed=self.elapsed + again.elapsed,
             error=again.error,
-            source=self._source,
-            resend=self._resend,
+            request=self.request,
             endpoint=again.endpoint or self.endpoint,
             cancelled=again.cancelled,
         )

@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from cms_magic._version import __version__
+from cms_magic.errors import ConfigError
 
 __all__ = [
     "CANONICAL_HEADER_PREFIXES",
@@ -244,7 +245,10 @@ class CmsAuth(httpx.Auth):
         from cms_magic.credentials.static import Credentials
 
         if not isinstance(credentials, Credentials):
-            raise TypeError(f"expected Credentials, got {type(credentials).__name__}")
+            raise ConfigError(
+                f"must be a cms_magic.Credentials, got a {type(credentials).__name__}",
+                option="credentials",
+            )
         return cls(
             credentials.access_key_id,
             credentials.access_key_secret,

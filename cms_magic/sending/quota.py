@@ -1,8 +1,12 @@
-"""A thread-safe token bucket with an injected clock.
+"""Token buckets: the rate of requests, and the quota every send of a key shares.
 
-One class serves both sides: the sender reserves a slot before each request
-(and waits the returned delay), the emulator asks whether a request may pass.
-``rate`` tokens are added per second up to ``capacity``; each request takes one.
+:class:`TokenBucket` is thread-safe with an injected clock. One class serves
+both sides: the sender reserves a slot before each request (and waits the
+returned delay), the emulator asks whether a request may pass. ``rate`` tokens
+are added per second up to ``capacity``; each request takes one.
+
+:func:`shared_quota` is the process-wide bucket of one AccessKey, kept in
+:mod:`cms_magic._state` (so ``_state.reset()`` forgets it).
 """
 
 from __future__ import annotations
@@ -11,7 +15,11 @@ import threading
 import time
 from collections.abc import Callable
 
-__all__ = ["TokenBucket"]
+from cms_magic import _state
+from cms_magic.errors import ConfigError
+from cms_magic.protocol import DEFAULT_QPS
+
+__all__ = ["TokenBucket", "shared_quota"]
 
 
 class TokenBucket:
@@ -32,12 +40,10 @@ class TokenBucket:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if not rate > 0:
-            raise ValueError(f"rate must be > 0 requests per second, got {rate!r}")
-        self.rate = float(rate)
+        self.rate = _check_rate(rate)
         self.capacity = float(rate if capacity is None else capacity)
-        if self.capacity < 1:
-            raise ValueError(f"capacity must be >= 1, got {capacity!r}")
+        if not self.capacity >= 1:
+            raise ConfigError("must be >= 1 request", option="capacity", value=capacity)
         self.clock = clock
         self._tokens = self.capacity
         self._updated = clock()
@@ -48,6 +54,13 @@ class TokenBucket:
         if elapsed > 0:
             self._tokens = min(self.capacity, self._tokens + elapsed * self.rate)
             self._updated = now
+
+    def set_rate(self, rate: float) -> None:
+        """Change the rate from now on (tokens earned so far are kept)."""
+        checked = _check_rate(rate)
+        with self._lock:
+            self._refill(self.clock())
+            self.rate = checked
 
     def try_acquire(self) -> bool:
         """Take a token if one is there now; never waits, never goes into debt."""
@@ -71,3 +84,31 @@ class TokenBucket:
             if self._tokens >= 0:
                 return 0.0
             return -self._tokens / self.rate
+
+
+def _check_rate(rate: float) -> float:
+    try:
+        number = float(rate)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(rate, bool) or not number > 0:
+        raise ConfigError("must be > 0 requests per second", option="qps", value=rate)
+    return number
+
+
+_quotas: _state.Registry[str, TokenBucket] = _state.registry("shared quotas")
+
+
+def shared_quota(access_key_id: str, qps: float = DEFAULT_QPS) -> TokenBucket:
+    """The process-wide token bucket of one AccessKey (one account's quota).
+
+    Every send in this process with that key takes its request slots here, so
+    two sends at once (a magic and the panel, say) share the rate. Requests
+    are spaced ``1/qps`` apart (capacity 1: no bursts), which never exceeds
+    the service's per-second limit. Asking again with another ``qps`` changes
+    the rate for everyone using the key.
+    """
+    bucket = _quotas.get_or_create(access_key_id, lambda: TokenBucket(rate=qps, capacity=1))
+    if bucket.rate != qps:
+        bucket.set_rate(qps)
+    return bucket

@@ -152,3 +152,34 @@ class PrintProgress:
             return
         self._stream.write(f"{self._label}: {progress.line()}\n")
         self._stream.flush()
+
+
+class TqdmProgress:
+    """A tqdm bar on stderr (the command line), throttled by :class:`cms_magic.progress.Throttle`.
+
+    Give it to ``send(progress=TqdmProgress())``; tqdm is imported on the first update.
+    """
+
+    def __init__(self, *, desc: str = "cms_magic") -> None:
+        from cms_magic.progress import Throttle
+
+        self._desc = desc
+        self._bar: Any = None
+        self._done = 0
+        self._throttle = Throttle()
+
+    def __call__(self, progress: Progress) -> None:
+        if not progress.finished and not self._throttle.ready():
+            return
+        if self._bar is None:
+            from tqdm import tqdm
+
+            self._bar = tqdm(total=progress.total, unit="ev", unit_scale=True, desc=self._desc)
+        self._bar.update(progress.done - self._done)
+        self._done = progress.done
+        self._bar.set_postfix_str(
+            f"{progress.requests} req, {progress.rejected} rejected, {progress.unknown} unknown",
+            refresh=False,
+        )
+        if progress.finished:
+            self._bar.close()

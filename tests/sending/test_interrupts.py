@@ -124,7 +124,7 @@ def test_abort_settles_requests_in_flight_as_unknown_and_returns_promptly() -> N
         )
         # Both workers have a request held by the server.
         assert wait_until(lambda: len(server.requests()) >= 2, timeout=10)
-        job._control.abort()
+        job.abort()
         assert job.wait(10)  # far sooner than the 60 s delay or the 120 s timeout
         result = job.result()
         counts = result.counts()

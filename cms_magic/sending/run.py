@@ -1,0 +1,427 @@
+"""One send, as an async pipeline: produce -> workers -> deliver.
+
+- The **producer** converts and batches the input a chunk of rows at a time in
+  a worker thread (so memory stays flat whatever the size of the frame) and
+  puts batches on a bounded queue.
+- ``concurrency`` **workers** take batches off the queue and deliver them over
+  one keep-alive connection pool.
+- **Delivering** a batch: take a slot of the quota, sign (every attempt again,
+  with a fresh Date), post, read the answer, retry within the budget, bisect a
+  rejected batch, settle its rows.
+
+Every decision is a pure function of another module, which this one only
+orders: what an answer means (:mod:`~cms_magic.sending.answers`), whether and
+how long to wait before trying again (:mod:`~cms_magic.sending.retry`), how to
+narrow a rejected batch (:mod:`~cms_magic.sending.bisection`); the rows'
+outcomes are collected by :mod:`~cms_magic.sending.outcomes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from cms_magic import _state
+from cms_magic.batching import Batch, plan_batches
+from cms_magic.credentials.static import Credentials, mask
+from cms_magic.errors import SendError
+from cms_magic.events.convert import Conversion
+from cms_magic.progress import Progress, ProgressCallback
+from cms_magic.protocol import UPLOAD_PATH
+from cms_magic.results import RequestRecord, Resender, ResendSpec, SendResult, Status
+from cms_magic.sending._transport import http_transport, post
+from cms_magic.sending.answers import (
+    Decision,
+    Verdict,
+    auth_error,
+    classify,
+    clock_skew_warning,
+    decide,
+    decide_failure,
+)
+from cms_magic.sending.bisection import BisectBudget, next_step, unnarrowed_reason
+from cms_magic.sending.inputs import prepare
+from cms_magic.sending.jobs import Control
+from cms_magic.sending.outcomes import ResultBuilder
+from cms_magic.sending.quota import TokenBucket
+from cms_magic.sending.retry import RetryPolicy, backoff, may_retry
+from cms_magic.signing import CmsAuth
+
+__all__ = ["Run", "RunConfig", "masked_authorization"]
+
+log = logging.getLogger("cms_magic")
+
+Sleep = Callable[[float], Awaitable[None]]
+
+_JSON_HEADERS = {"Content-Type": "application/json"}
+
+#: The endpoints already warned about a skewed clock (one warning each per process).
+_skew_warned: _state.Registry[str, bool] = _state.registry("clock skew warned")
+
+
+@dataclass(frozen=True, slots=True)
+class RunConfig:
+    """Everything a run needs from its client (read once per send)."""
+
+    url: str
+    credentials: Credentials
+    auth: CmsAuth
+    concurrency: int
+    timeout: float
+    retry_policy: RetryPolicy
+    retry_ambiguous: bool
+    max_bisect_requests: int
+    chunk_rows: int
+    max_events: int
+    max_bytes: int
+    transport: httpx.AsyncBaseTransport | None
+    quota: TokenBucket | None
+    clock: Callable[[], float]
+    monotonic: Callable[[], float]
+    sleep: Sleep
+    random: Callable[[], float]
+
+
+@dataclass(slots=True)
+class _Final:
+    """How one request ended, after its retries."""
+
+    decision: Decision
+    verdict: Verdict
+    http_status: int | None
+    attempts: int
+    latency_ms: float
+    sent_at: float
+
+    @property
+    def status(self) -> Status:
+        return self.decision.status
+
+
+class _AuthStop(Exception):
+    """The credentials were refused: this worker stops delivering."""
+
+
+def masked_authorization(value: str) -> str:
+    """``LTAI****abcd:<signature>``: the key id masked, the signature left out (previews)."""
+    key_id, _, _ = value.partition(":")
+    return f"{mask(key_id)}:<signature>"
+
+
+class Run:
+    """One send: its input, its result builder, its workers."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        data: Any,
+        mapping: Mapping[str, Any],
+        *,
+        dry_run: bool,
+        sender: Resender | None = None,
+    ) -> None:
+        self.config = config
+        self.dry_run = dry_run
+        self.control = Control()
+        self.callbacks: list[ProgressCallback] = []
+        self.prepared = prepare(data, mapping, chunk_rows=config.chunk_rows)
+        self.request = ResendSpec(self.prepared.source, dict(mapping), dry_run, sender)
+        self.builder = ResultBuilder(self.prepared.total, self.prepared.index)
+        self.requests = 0
+        self.errors = 0
+        self.started = 0.0
+        self.preview: dict[str, Any] | None = None
+        self.warnings: list[str] = []
+        self.upload_url = httpx.URL(config.url + UPLOAD_PATH)  # parsed once per send
+        self.timeouts = httpx.Timeout(config.timeout).as_dict()
+        self.skew_checked = False  # the server's Date is compared with ours once per send
+        self.transport: httpx.AsyncBaseTransport | None = None
+
+    def add_progress(self, callback: ProgressCallback | None) -> None:
+        if callback is not None:
+            self.callbacks.append(callback)
+
+    # ------------------------------------------------------------------ the pipeline
+
+    async def execute(self) -> SendResult:
+        self.started = time.perf_counter()
+        self.control.loop = asyncio.get_running_loop()
+        config = self.config
+        limits = httpx.Limits(
+            max_connections=config.concurrency, max_keepalive_connections=config.concurrency
+        )
+        # The transport is used directly (see cms_magic.sending._transport.post).
+        transport = config.transport or http_transport(limits)
+        async with transport:
+            self.transport = transport
+            queue: asyncio.Queue[Batch | None] = asyncio.Queue(
+                maxsize=max(8, 4 * config.concurrency)
+            )
+            workers = [asyncio.create_task(self._worker(queue)) for _ in range(config.concurrency)]
+            producer = asyncio.create_task(self._produce(queue, len(workers)))
+            self.control.tasks = [producer, *workers]
+            # Never raises for a task: an abort cancels them all, and the rows they held
+            # were settled on the way out.
+            await asyncio.gather(producer, *workers, return_exceptions=True)
+            failure = None if producer.cancelled() else producer.exception()
+            if failure is not None:
+                log.error("reading the input failed", exc_info=failure)
+                error = SendError(
+                    f"reading the input failed ({type(failure).__name__}: {failure}); "
+                    "the rows not reached are not_sent",
+                    option="data",
+                )
+                error.__cause__ = failure
+                self.builder.stop(error)
+        self.transport = None
+        result = self.builder.build(
+            elapsed=time.perf_counter() - self.started,
+            request=self.request,
+            endpoint=config.url,
+            cancelled=self.control.cancelled.is_set() and self.builder.error is None,
+        )
+        result.preview = self.preview
+        result.warnings = list(self.warnings)
+        self._report(finished=True)
+        return result
+
+    async def _produce(self, queue: asyncio.Queue[Batch | None], workers: int) -> None:
+        loop = asyncio.get_running_loop()
+        chunks = self.prepared.chunks
+        next_number = 0
+        try:
+            while not self._stopping():
+                planned = await loop.run_in_executor(None, self._plan_next, chunks, next_number)
+                if planned is None:
+                    break
+                for batch in planned:
+                    if self._stopping():
+                        break
+                    await queue.put(batch)
+                next_number += len(planned)
+        finally:
+            if not self.control.aborted:  # the workers are alive: tell each to finish
+                if not self._stopping() and sys.exc_info()[0] is not None:
+                    self.control.cancel()  # the input failed: stop the send
+                for _ in range(workers):
+                    await queue.put(None)
+
+    def _plan_next(self, chunks: Iterator[Conversion], first_number: int) -> list[Batch] | None:
+        chunk = next(chunks, None)
+        if chunk is None:
+            return None
+        self.builder.reject(chunk.rejected)
+        plan = plan_batches(
+            chunk.payloads,
+            self.config.max_events,
+            self.config.max_bytes,
+            positions=chunk.positions,
+            first_number=first_number,
+        )
+        self.builder.reject(plan.rejected)
+        return plan.batches
+
+    def _stopping(self) -> bool:
+        return self.control.cancelled.is_set() or self.builder.error is not None
+
+    async def _worker(self, queue: asyncio.Queue[Batch | None]) -> None:
+        while True:
+            batch = await queue.get()
+            if batch is None:
+                return
+            if self._stopping():
+                continue  # drain: these rows stay not_sent
+            if self.dry_run:
+                self._dry_run(batch)
+                continue
+            budget = BisectBudget(self.config.max_bisect_requests)
+            try:
+                await self._deliver(
+                    batch.number, list(batch.positions), list(batch.payloads), budget
+                )
+            except _AuthStop:
+                continue
+            except Exception as exc:  # a bug of ours must not lose rows or hang the send
+                log.exception("batch %d failed inside cms_magic", batch.number)
+                self.builder.settle(
+                    list(batch.positions),
+                    "unknown",
+                    f"unknown: internal error in cms_magic ({type(exc).__name__}: {exc}); "
+                    "the request may or may not have been sent",
+                    batch=batch.number,
+                    attempts=1,
+                )
+
+    def _dry_run(self, batch: Batch) -> None:
+        if self.preview is None:
+            request = self._signed_request(batch.body)
+            headers = dict(request.headers)
+            headers["authorization"] = masked_authorization(headers["authorization"])
+            if "x-cms-security-token" in headers:
+                headers["x-cms-security-token"] = "<hidden>"
+            text = batch.body.decode("utf-8")
+            self.preview = {
+                "method": "POST",
+                "url": str(self.upload_url),
+                "headers": headers,
+                "body_preview": text if len(text) <= 2000 else text[:2000] + "...",
+                "body_bytes": len(batch.body),
+            }
+        self.builder.settle(batch.positions, "dry_run", None, batch=batch.number, attempts=0)
+        self._report()
+
+    # ------------------------------------------------------------------ delivery
+
+    async def _deliver(
+        self, number: int, positions: list[int], payloads: list[bytes], budget: BisectBudget
+    ) -> None:
+        """Post one batch (with retries); bisect a 400 to find the offending events."""
+        body = b"[" + b",".join(payloads) + b"]"
+        try:
+            final = await self._post(number, body, len(positions))
+        except asyncio.CancelledError:
+            self.builder.settle(
+                positions,
+                "unknown",
+                "unknown: the send was aborted while this request was in flight; the events "
+                "may or may not have been delivered",
+                batch=number,
+                attempts=1,
+            )
+            raise
+        reason = final.decision.reason
+        step = next_step(final.status, len(positions), budget, stopping=self._stopping())
+        if step == "split":
+            middle = len(positions) // 2
+            await self._deliver(number, positions[:middle], payloads[:middle], budget)
+            await self._deliver(number, positions[middle:], payloads[middle:], budget)
+            return
+        if step == "unnarrowed":
+            reason = unnarrowed_reason(reason, budget.limit)
+        self.builder.settle(
+            positions,
+            final.status,
+            reason,
+            batch=number,
+            attempts=final.attempts,
+            request_id=final.verdict.request_id,
+        )
+        self._report()
+        if final.verdict.outcome == "auth":
+            raise _AuthStop
+
+    async def _post(self, number: int, body: bytes, events: int) -> _Final:
+        """Post one body: attempts, each signed again, within the retry budget."""
+        config = self.config
+        policy = config.retry_policy
+        began = config.monotonic()
+        final = await self._attempt(number, body, 1)
+        attempt = 1
+        while final.decision.retryable and may_retry(policy, attempt, config.monotonic() - began):
+            wait = backoff(policy, attempt, final.verdict.retry_after, config.random())
+            await config.sleep(wait)
+            attempt += 1
+            final = await self._attempt(number, body, attempt)
+        self.builder.add_request(
+            RequestRecord(
+                batch=number,
+                events=events,
+                bytes=len(body),
+                status=final.http_status,
+                code=final.verdict.code,
+                msg=final.verdict.msg,
+                request_id=final.verdict.request_id,
+                attempts=final.attempts,
+                latency_ms=final.latency_ms,
+                sent_at=final.sent_at,
+                outcome=final.status,
+            )
+        )
+        self.requests += 1
+        return final
+
+    def _signed_request(self, body: bytes) -> httpx.Request:
+        """The upload request for ``body``, signed now (each attempt: a fresh Date)."""
+        request = httpx.Request(
+            "POST",
+            self.upload_url,
+            content=body,
+            headers=_JSON_HEADERS,
+            extensions={"timeout": self.timeouts},
+        )
+        self.config.auth.sign(request)
+        return request
+
+    async def _attempt(self, number: int, body: bytes, attempt: int) -> _Final:
+        """One signed POST, and what its answer (or its failure) means."""
+        config = self.config
+        quota = config.quota
+        if quota is not None:
+            delay = quota.reserve()
+            if delay > 0:
+                await config.sleep(delay)
+        sent_at = config.clock()
+        began = time.perf_counter()
+        request = self._signed_request(body)
+        assert self.transport is not None
+        try:
+            response = await post(self.transport, request)
+        except httpx.TransportError as exc:
+            verdict, decision = decide_failure(exc, retry_ambiguous=config.retry_ambiguous)
+            log.debug("batch %d attempt %d: %s", number, attempt, decision.reason)
+            http_status: int | None = None
+        else:
+            if not self.skew_checked:
+                self.skew_checked = True
+                self._check_clock_skew(response.headers.get("date"))
+            http_status = response.status_code
+            verdict = classify(http_status, response.content, response.headers, now=sent_at)
+            decision = decide(verdict, http_status)
+            log.debug("batch %d attempt %d: %s", number, attempt, verdict.outcome)
+            if verdict.outcome == "auth" and self.builder.error is None:
+                self.builder.stop(auth_error(verdict, config.credentials))
+        if decision.error:
+            self.errors += 1
+        latency = (time.perf_counter() - began) * 1000
+        return _Final(decision, verdict, http_status, attempt, latency, sent_at)
+
+    def _check_clock_skew(self, server_date: str | None) -> None:
+        """Warn once per endpoint when the server's clock and ours differ by over 5 minutes."""
+        url = self.config.url
+        if server_date is None or url in _skew_warned:
+            return
+        message = clock_skew_warning(url, server_date, self.config.clock())
+        if message is None or not _skew_warned.add(url, True):
+            return
+        self.warnings.append(message)
+        log.warning("%s", message)
+
+    # ------------------------------------------------------------------ progress
+
+    def _report(self, finished: bool = False) -> None:
+        counts = self.builder.counts()
+        progress = Progress(
+            total=self.builder.total,
+            done=self.builder.total - counts["not_sent"],
+            accepted=counts["accepted"],
+            rejected=counts["rejected"],
+            not_sent=counts["not_sent"],
+            unknown=counts["unknown"],
+            requests=self.requests,
+            errors=self.errors,
+            elapsed=time.perf_counter() - self.started,
+            finished=finished,
+        )
+        self.control.progress = progress
+        for callback in self.callbacks:
+            try:
+                callback(progress)
+            except Exception:  # a broken renderer must not break the send
+                log.exception("progress callback failed")

@@ -1,0 +1,129 @@
+"""Jobs: event loops, background sends, cancel, Ctrl-C, the latest result, retry."""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import threading
+
+import httpx
+import pytest
+
+import cms_magic
+from cms_magic.emulator import Emulator, EmulatorServer, serve
+from cms_magic.sending.client import Client, RetryPolicy
+from tests.sending._helpers import DEMO, Script, frame, no_sleep_client
+
+
+def test_send_from_inside_a_running_event_loop(emulator: EmulatorServer) -> None:
+    async def main() -> tuple[cms_magic.SendResult, cms_magic.SendResult]:
+        sync_result = cms_magic.send(
+            frame(300), endpoint=emulator.url, credentials=DEMO, content_col="content", qps=0
+        )
+        client = Client(emulator.url, credentials=DEMO, qps=0)
+        async_result = await client.asend(frame(200), content_col="content")
+        return sync_result, async_result
+
+    sync_result, async_result = asyncio.run(main())
+    assert sync_result.ok
+    assert async_result.ok
+    assert len(emulator.events()) == 500
+
+
+def test_cancel_keeps_a_consistent_partial_result_that_retry_finishes() -> None:
+    with serve(qps=0) as server:
+        started = threading.Event()
+
+        def on_progress(progress: cms_magic.Progress) -> None:
+            if progress.requests >= 3:
+                started.set()
+
+        job = cms_magic.send(
+            frame(3_000),
+            endpoint=server.url,
+            credentials=DEMO,
+            content_col="content",
+            background=True,
+            qps=20,
+            progress=on_progress,
+        )
+        assert started.wait(10)
+        job.cancel()
+        assert job.wait(10)
+        result = job.result()
+        assert job.status == "cancelled"
+        assert result.cancelled
+        counts = result.counts()
+        assert counts["accepted"] + counts["not_sent"] == 3_000
+        assert 300 <= counts["accepted"] < 3_000
+        stored = [e["content"] for e in server.events()]
+        assert len(stored) == counts["accepted"]
+        finished = result.retry()
+        assert finished.ok
+        stored = [e["content"] for e in server.events()]
+        assert sorted(stored) == sorted(frame(3_000)["content"])  # no duplicates, none missing
+        assert cms_magic.last_result() is not None
+
+
+def test_keyboard_interrupt_in_a_foreground_send_keeps_the_partial_result() -> None:
+    with serve(qps=0) as server:
+
+        def interrupt_when_started() -> None:
+            while len(server.requests()) < 3:
+                threading.Event().wait(0.005)
+            _thread.interrupt_main()
+
+        watcher = threading.Thread(target=interrupt_when_started, daemon=True)
+        watcher.start()
+        with pytest.raises(KeyboardInterrupt):
+            cms_magic.send(
+                frame(3_000), endpoint=server.url, credentials=DEMO, content_col="content", qps=20
+            )
+        watcher.join(5)
+        partial = cms_magic.last_result()
+        assert partial is not None
+        assert partial.cancelled
+        counts = partial.counts()
+        assert counts["accepted"] + counts["not_sent"] + counts["unknown"] == 3_000
+        assert counts["not_sent"] > 0
+        assert len(server.events()) == counts["accepted"]
+        finished = partial.retry()
+        assert finished.ok
+        contents = [e["content"] for e in server.events()]
+        assert len(contents) == len(set(contents)) == 3_000
+
+
+def test_background_job_api(emulator: EmulatorServer) -> None:
+    job = cms_magic.send(
+        frame(500),
+        endpoint=emulator.url,
+        credentials=DEMO,
+        content_col="content",
+        background=True,
+        qps=0,
+    )
+    assert isinstance(job, cms_magic.SendJob)
+    assert job.wait(30)
+    assert job.status == "done"
+    assert job.result().ok
+    assert job.progress is not None
+    assert job.progress.done == 500
+    assert job.progress.finished
+    assert "done" in repr(job)
+
+
+def test_retry_in_the_background_returns_a_job_with_the_merged_result() -> None:
+    emulator = Emulator(qps=0)
+    script = Script(emulator, [httpx.ConnectError("refused")] * 2)
+    client = no_sleep_client(script, retry=RetryPolicy(max_attempts=2), concurrency=1)
+    first = client.send(frame(150), content_col="content")
+    assert first.counts()["not_sent"] == 100  # the first batch ran out of attempts
+    job = first.retry(background=True)
+    assert isinstance(job, cms_magic.SendJob)
+    assert job.wait(30)
+    assert job.status == "done"
+    merged = job.result()
+    assert merged.ok
+    assert len(merged) == 150
+    assert cms_magic.last_result() is merged
+    assert len(emulator.events()) == 150
