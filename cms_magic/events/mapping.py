@@ -48,11 +48,12 @@ MAPPING_OPTIONS: Final = (
 )
 
 _COLUMN_OPTIONS: Final = ("name_col", "content_col", "group_id_col", "time_col")
-# Options that give one field two ways: (a constant or column, the other way).
+# Options that give one field two ways: (the first way, the second, the first in plain words).
+# The words name no option, so every skin can show the rule as it is.
 _EITHER: Final = (
-    ("name", "name_col"),
-    ("content_col", "content_template"),
-    ("group_id", "group_id_col"),
+    ("name", "name_col", "a constant name"),
+    ("content_col", "content_template", "a content column"),
+    ("group_id", "group_id_col", "a constant group id"),
 )
 
 
@@ -77,11 +78,11 @@ class EventMapping:
     tz: str | tzinfo | None = None
 
     def __post_init__(self) -> None:
-        for first, second in _EITHER:
+        for first, second, words in _EITHER:
             given, other = getattr(self, first), getattr(self, second)
             if given is not None and other is not None:
                 raise MappingError(
-                    f"cannot be given with {first}={show_value(given)}; give one of the two",
+                    f"cannot be given with {words} ({show_value(given)}); give one of the two",
                     option=second,
                     value=other,
                 )

@@ -181,13 +181,22 @@ def test_two_sources_for_one_field() -> None:
         events_from_frame(FIVE, name="a", name_col="name")
     error = caught.value
     assert (error.option, error.value) == ("name_col", "name")
-    assert str(error) == "name_col='name': cannot be given with name='a'; give one of the two"
+    # The rule names the other way in plain words, not as a keyword, so a skin can show it
+    # as it is ("--name-col 'name': cannot be given with a constant name ('a'); ...").
+    assert str(error) == (
+        "name_col='name': cannot be given with a constant name ('a'); give one of the two"
+    )
     with pytest.raises(MappingError) as caught:
         EventMapping(content_col="content", content_template="{x}")
     assert (caught.value.option, caught.value.value) == ("content_template", "{x}")
+    assert (
+        caught.value.rule
+        == "cannot be given with a content column ('content'); give one of the two"
+    )
     with pytest.raises(MappingError) as caught:
         EventMapping(group_id=1, group_id_col="gid")
     assert (caught.value.option, caught.value.value) == ("group_id_col", "gid")
+    assert caught.value.rule == "cannot be given with a constant group id (1); give one of the two"
 
 
 def test_a_name_is_required() -> None:
