@@ -68,6 +68,35 @@ def test_the_core_imports_no_ipython_ipywidgets_or_tqdm() -> None:
     assert not {"IPython", "ipywidgets", "tqdm"} & roots
 
 
+_SKIN_LIBRARIES = ("IPython", "ipywidgets", "tqdm")
+
+
+def _module_path(module: str) -> Path:
+    relative = Path(*module.split(".")[1:])
+    package = PACKAGE / relative / "__init__.py"
+    return package if package.is_file() else (PACKAGE / relative).with_suffix(".py")
+
+
+def test_no_core_module_imports_a_skin_library_anywhere() -> None:
+    """Not even lazily, inside a function: the renderers that need them live in ``ui``."""
+    found: list[str] = []
+    for module in _core_modules():
+        path = _module_path(module)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            found += [
+                f"{module}:{node.lineno} imports {name}"
+                for name in names
+                if name.split(".")[0] in _SKIN_LIBRARIES
+            ]
+    assert "cms_magic.progress" in _core_modules()
+    assert not found, found
+
+
 def _imports_of(path: Path, module: str) -> set[str]:
     """Every cms_magic module that ``module`` imports, at any depth (also under TYPE_CHECKING
     and inside functions)."""

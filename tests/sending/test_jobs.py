@@ -5,13 +5,19 @@ from __future__ import annotations
 import _thread
 import asyncio
 import threading
+from collections.abc import Coroutine
+from typing import Any
 
 import httpx
 import pytest
 
 import cms_magic
+from cms_magic import _state
 from cms_magic.emulator import Emulator, EmulatorServer, serve
+from cms_magic.errors import ConfigError
+from cms_magic.sending import _loop
 from cms_magic.sending.client import Client, RetryPolicy
+from cms_magic.sending.jobs import Control, run_foreground
 from tests.sending._helpers import DEMO, Script, frame, no_sleep_client
 
 
@@ -127,3 +133,37 @@ def test_retry_in_the_background_returns_a_job_with_the_merged_result() -> None:
     assert len(merged) == 150
     assert cms_magic.last_result() is merged
     assert len(emulator.events()) == 150
+
+
+def test_last_result_lives_in_the_resettable_state(emulator: EmulatorServer) -> None:
+    result = cms_magic.send(
+        frame(5), endpoint=emulator.url, credentials=DEMO, content_col="content", qps=0
+    )
+    assert cms_magic.last_result() is result
+    assert "latest result" in _state.names()
+    _state.reset()
+    assert cms_magic.last_result() is None
+
+
+def test_a_synchronous_send_from_inside_the_library_loop_is_refused() -> None:
+    control = Control()
+    calls: list[str] = []
+
+    async def execute() -> cms_magic.SendResult:
+        raise AssertionError("never started")
+
+    def make() -> Coroutine[Any, Any, cms_magic.SendResult]:
+        calls.append("made")
+        return execute()
+
+    def inside() -> None:
+        try:
+            run_foreground(make, control, grace=1)
+        except ConfigError as exc:
+            calls.append(str(exc.option))
+
+    loop = _loop.library_loop()
+    done = threading.Event()
+    loop.call_soon_threadsafe(lambda: (inside(), done.set()))
+    assert done.wait(5)
+    assert calls == ["send"]  # refused before the run's coroutine was made

@@ -5,8 +5,10 @@ from __future__ import annotations
 import pytest
 
 import cms_magic
+from cms_magic import _state
 from cms_magic.credentials.static import Credentials
 from cms_magic.emulator import serve
+from cms_magic.errors import ConfigError
 from cms_magic.sending.client import Client, shared_quota
 from cms_magic.sending.quota import TokenBucket
 from tests.sending._helpers import DEMO, frame
@@ -53,3 +55,34 @@ def test_two_concurrent_sends_share_the_quota_without_throttling() -> None:
     assert all(r.ok for r in results)
     assert statuses.count(200) == 40
     assert 403 not in statuses  # 40 requests at 20/s total: never throttled
+
+
+def test_asking_with_another_qps_changes_the_rate_of_the_one_bucket() -> None:
+    first = shared_quota("LTAIrate000001", 20)
+    again = shared_quota("LTAIrate000001", 5)
+    assert again is first
+    assert first.rate == 5
+
+
+def test_shared_quotas_live_in_the_resettable_state() -> None:
+    first = shared_quota("LTAIreset00001", 20)
+    assert "shared quotas" in _state.names()
+    _state.reset()
+    assert shared_quota("LTAIreset00001", 20) is not first
+
+
+def test_a_bucket_refuses_a_bad_rate_with_fields() -> None:
+    with pytest.raises(ConfigError) as info:
+        TokenBucket(rate=0)
+    assert (info.value.option, info.value.value) == ("qps", 0)
+    with pytest.raises(ConfigError) as info:
+        TokenBucket(rate=5, capacity=0.5)
+    assert info.value.option == "capacity"
+
+
+def test_set_rate_keeps_the_debt_and_spaces_at_the_new_rate() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=10, capacity=1, clock=lambda: now[0])
+    assert bucket.reserve() == 0.0
+    bucket.set_rate(2)
+    assert bucket.reserve() == pytest.approx(0.5)

@@ -11,6 +11,7 @@ from cms_magic import _state
 from cms_magic.credentials.static import Credentials
 from cms_magic.emulator import Emulator
 from cms_magic.errors import AuthError
+from cms_magic.sending.bisection import BisectBudget, next_step, unnarrowed_reason
 from cms_magic.sending.client import RetryPolicy
 from tests.sending._helpers import DEMO, Script, frame, no_sleep_client
 
@@ -218,3 +219,18 @@ def test_clock_skew_is_warned_once_with_what_to_do(caplog: pytest.LogCaptureFixt
     _state.reset()  # forget the warning given, so a quiet send below means an in-time clock
     in_time = no_sleep_client(emulator.handle_request, clock=lambda: real_now[0] + 60)
     assert in_time.send(frame(1), content_col="content").warnings == []
+
+
+def test_bisection_splits_rejected_groups_within_the_budget() -> None:
+    budget = BisectBudget(4)
+    assert next_step("accepted", 100, budget, stopping=False) == "settle"
+    assert next_step("rejected", 1, budget, stopping=False) == "settle"
+    assert next_step("rejected", 100, budget, stopping=True) == "unnarrowed"
+    assert budget.remaining == 4  # a stopping send spends nothing
+    assert next_step("rejected", 100, budget, stopping=False) == "split"
+    assert next_step("rejected", 50, budget, stopping=False) == "split"
+    assert budget.remaining == 0
+    assert next_step("rejected", 25, budget, stopping=False) == "unnarrowed"
+    reason = unnarrowed_reason("rejected by the service (HTTP 400)", 4)
+    assert reason.startswith("rejected by the service (HTTP 400) (the batch could not be narrowed")
+    assert "max_bisect_requests=4" in reason
