@@ -26,10 +26,11 @@ import json
 import os
 import threading
 from collections import Counter
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
-from cms_magic.emulator import Emulator, EmulatorResponse
+from cms_magic.emulator import Emulator
+from cms_magic.emulator.store import MemoryStore
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -37,37 +38,33 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
 
-class CountingEmulator(Emulator):
-    """The emulator with every check, but accepted events counted instead of stored.
+class CountingStore(MemoryStore):
+    """A store that counts what it is given and keeps nothing.
 
-    It hooks ``Emulator._answer`` (where the base class stores events and logs
-    the request): the events are counted and not passed on, and the request
-    log, one small record per request, is cleared as it is counted.
+    The emulator hands it every request's record and accepted events (see
+    :class:`cms_magic.emulator.store.Store`); this one tallies the events and
+    the answers' statuses, so memory stays flat however long the run.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self) -> None:
+        super().__init__()
         self._count_lock = threading.Lock()
         self.accepted_events = 0
         self.by_status: Counter[int] = Counter()
 
-    def _answer(  # type: ignore[override]
-        self,
-        status: int,
-        msg: str,
-        *,
-        accepted: list[dict[str, Any]] | None = None,
-        **kwargs: Any,
-    ) -> EmulatorResponse:
-        answer = super()._answer(status, msg, accepted=None, **kwargs)
+    def add(self, events: Sequence[Mapping[str, Any]], *, request: Mapping[str, Any]) -> None:
         with self._count_lock:
-            self.by_status[status] += 1
-            if accepted:
-                self.accepted_events += len(accepted)
-        # The base class logs one record per request; keep that log from growing.
-        with self._lock:
-            self._log.clear()
-        return answer
+            self.by_status[request["status"]] += 1
+            self.accepted_events += len(events)
+
+    def count(self) -> int:
+        with self._count_lock:
+            return self.accepted_events
+
+    def clear(self) -> None:
+        with self._count_lock:
+            self.accepted_events = 0
+            self.by_status.clear()
 
     def counts(self) -> dict[str, Any]:
         with self._count_lock:
@@ -77,11 +74,20 @@ class CountingEmulator(Emulator):
                 "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
             }
 
+
+class CountingEmulator(Emulator):
+    """The emulator with every check, its accepted events counted instead of stored."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.counter = CountingStore()
+        super().__init__(store=self.counter, **kwargs)
+
+    def counts(self) -> dict[str, Any]:
+        return self.counter.counts()
+
     def reset_counts(self) -> None:
+        """Zero the counters and refill the quota."""
         self.reset()
-        with self._count_lock:
-            self.accepted_events = 0
-            self.by_status.clear()
 
 
 emulator = CountingEmulator(qps=float(os.environ.get("BENCH_EMULATOR_QPS", "0")))

@@ -54,19 +54,19 @@ class MemoryStore:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._events: list[Event] = []
-        self._requests: list[RequestRecord] = []
+        self._events: list[Mapping[str, Any]] = []
+        self._requests: list[Mapping[str, Any]] = []
 
     def __repr__(self) -> str:
         with self._lock:
             return f"MemoryStore({len(self._events)} events, {len(self._requests)} requests)"
 
     def add(self, events: Sequence[Mapping[str, Any]], *, request: Mapping[str, Any]) -> None:
-        kept = [dict(event) for event in events]
-        record = dict(request)
+        """Log one request and keep its events; the store owns what it is given from now on
+        (the handler hands over freshly parsed objects, so nothing is copied here)."""
         with self._lock:
-            self._events.extend(kept)
-            self._requests.append(record)
+            self._events.extend(events)
+            self._requests.append(request)
 
     def events(self, offset: int = 0, limit: int | None = None) -> list[Event]:
         _check_window(offset, limit)

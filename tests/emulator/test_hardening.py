@@ -8,8 +8,7 @@ import inspect
 import httpx
 import pytest
 
-from cms_magic.emulator import Emulator, demo_credentials, serve
-from cms_magic.emulator import validation
+from cms_magic.emulator import Emulator, demo_credentials, serve, validation
 from cms_magic.signing import CmsAuth
 
 
@@ -27,7 +26,7 @@ def test_signatures_are_compared_in_constant_time(monkeypatch: pytest.MonkeyPatc
         calls.append((a, b))
         return real(a, b)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(validation.hmac, "compare_digest", spy)
+    monkeypatch.setattr(validation.hmac, "compare_digest", spy)  # type: ignore[attr-defined]
     creds = demo_credentials()
     emulator = Emulator(qps=0)
     auth = CmsAuth(creds.access_key_id, creds.access_key_secret, source_ip="10.0.0.1")
