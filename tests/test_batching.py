@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from cms_magic.batching import plan_batches
+from cms_magic.errors import ConfigError
 from cms_magic.events.convert import Event
 from cms_magic.protocol import MAX_BODY_BYTES
 
@@ -77,3 +78,12 @@ def test_every_event_lands_once_in_order_within_limits(
         assert len(batch.body) <= max_bytes
     for position in plan.rejected:
         assert sizes[position] + 2 > max_bytes
+
+
+def test_invalid_limits_are_config_errors_with_fields() -> None:
+    with pytest.raises(ConfigError) as info:
+        plan_batches([], max_events=0)
+    assert (info.value.option, info.value.value) == ("max_events", 0)
+    with pytest.raises(ConfigError) as info:
+        plan_batches([b"{}"], positions=[1, 2])
+    assert (info.value.option, info.value.value) == ("positions", 2)

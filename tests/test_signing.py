@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from cms_magic import signing
+from cms_magic.errors import ConfigError
 from cms_magic.signing import (
     CmsAuth,
     canonical_headers,
@@ -265,3 +266,10 @@ def test_date_follows_the_clock_across_a_second_boundary() -> None:
         seen.append(request.headers["date"])
     first, second = format_date(1_700_000_000), format_date(1_700_000_001)
     assert seen == [first, first, second, second, format_date(5)]
+
+
+def test_from_credentials_names_the_argument_it_cannot_use() -> None:
+    with pytest.raises(ConfigError) as info:
+        CmsAuth.from_credentials(("id", "secret"))
+    assert info.value.option == "credentials"
+    assert "must be a cms_magic.Credentials, got a tuple" in str(info.value)

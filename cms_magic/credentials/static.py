@@ -95,27 +95,35 @@ class Credentials:
         for name in ("access_key_id", "access_key_secret"):
             value: object = getattr(self, name)
             if not isinstance(value, str):
-                raise CredentialsError(f"{name} must be a string, got {type(value).__name__}")
+                raise CredentialsError(
+                    f"must be a string, got a {type(value).__name__}", option=name
+                )
             if not value.strip():
-                raise CredentialsError(f"{name} must not be empty")
+                raise CredentialsError("must not be empty", option=name)
             object.__setattr__(self, name, value.strip())
         if any(ch.isspace() or ch == ":" or not ch.isprintable() for ch in self.access_key_id):
             raise CredentialsError(
-                "access_key_id must not contain whitespace, ':' or control characters, "
-                f"got {mask(self.access_key_id)!r} (masked)"
+                "must not contain whitespace, ':' or control characters, "
+                f"got {mask(self.access_key_id)!r} (masked)",
+                option="access_key_id",
             )
         if not self.access_key_secret.isprintable():
-            raise CredentialsError("access_key_secret must not contain control characters")
+            raise CredentialsError(
+                "must not contain control characters", option="access_key_secret"
+            )
         token: object = self.security_token
         if token is not None:
             if not isinstance(token, str):
                 raise CredentialsError(
-                    f"security_token must be a string or None, got {type(token).__name__}"
+                    f"must be a string or None, got a {type(token).__name__}",
+                    option="security_token",
                 )
             object.__setattr__(self, "security_token", token.strip() or None)
         source: object = self.source
         if not isinstance(source, str):
-            raise CredentialsError(f"source must be a string, got {type(source).__name__}")
+            raise CredentialsError(
+                f"must be a string, got a {type(source).__name__}", option="source"
+            )
 
     @property
     def masked_id(self) -> str:
@@ -155,13 +163,13 @@ def resolve_credentials(
     # 1. arguments
     if access_key_id is not None or access_key_secret is not None:
         if access_key_secret is None:
-            raise CredentialsError("access_key_id was given without access_key_secret")
+            raise CredentialsError("was given without access_key_secret", option="access_key_id")
         if access_key_id is None:
-            raise CredentialsError("access_key_secret was given without access_key_id")
+            raise CredentialsError("was given without access_key_id", option="access_key_secret")
         return Credentials(access_key_id, access_key_secret, security_token, source="explicit")
     if security_token is not None:
         raise CredentialsError(
-            "security_token was given without access_key_id and access_key_secret"
+            "was given without access_key_id and access_key_secret", option="security_token"
         )
 
     # 2. environment, unless a profile was asked for by argument
@@ -230,7 +238,7 @@ def _choose_profile(profile: str | None, environ: Mapping[str, str]) -> tuple[st
     """The profile explicitly chosen (by argument or environment), and by what."""
     if profile is not None:
         if not profile.strip():
-            raise CredentialsError("profile must not be empty")
+            raise CredentialsError("must not be empty", option="profile", value=profile)
         return profile.strip(), "from the profile argument"
     from_env = _env_value(environ, ENV_PROFILE)
     if from_env is not None:

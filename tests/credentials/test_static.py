@@ -570,3 +570,28 @@ def test_defaults_are_os_environ_and_path_home(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.delenv(ENV_SECRET)
     write_cli(home, {"profiles": [cli_profile("default")]})
     assert resolve_credentials().source.startswith("aliyun CLI profile 'default'")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "option"),
+    [
+        ({"access_key_id": 5, "access_key_secret": "s"}, "access_key_id"),
+        ({"access_key_id": "LTAIok", "access_key_secret": " "}, "access_key_secret"),
+        ({"access_key_id": "LTAI bad", "access_key_secret": "s"}, "access_key_id"),
+        (
+            {"access_key_id": "LTAIok", "access_key_secret": "s", "security_token": 3},
+            "security_token",
+        ),
+    ],
+)
+def test_bad_credentials_name_the_field(kwargs: dict[str, Any], option: str) -> None:
+    with pytest.raises(CredentialsError) as info:
+        Credentials(**kwargs)
+    assert info.value.option == option
+    assert str(info.value).startswith(f"{option}: ")
+
+
+def test_half_given_arguments_name_the_field(resolve: Callable[..., Credentials]) -> None:
+    with pytest.raises(CredentialsError) as info:
+        resolve(access_key_secret="s")
+    assert info.value.option == "access_key_secret"
