@@ -1,0 +1,313 @@
+"""What the panel shows as HTML: pure functions from data to escaped markup.
+
+Nothing here touches a widget: each function takes what it shows (a result, a
+target, an error, probe results) and returns the HTML string a ``w.HTML``
+widget takes. Every value from outside is escaped with :func:`esc`; the one
+style sheet, :data:`STYLE`, is scoped to ``.cms-panel``.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from collections.abc import Mapping, Sequence
+from html import escape
+from typing import TYPE_CHECKING, Final, Literal
+
+import numpy as np
+
+from cms_magic.errors import CmsError
+from cms_magic.regions import public_endpoint, regions
+from cms_magic.ui.options import label_subject
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from cms_magic.credentials import Credentials
+    from cms_magic.probe import ProbeResult
+    from cms_magic.results import SendResult
+    from cms_magic.targets import Target
+
+__all__ = [
+    "STYLE",
+    "BarStyle",
+    "bad",
+    "catalog",
+    "counts",
+    "credentials_line",
+    "credentials_missing",
+    "error",
+    "esc",
+    "events_preview",
+    "failed_rows",
+    "message",
+    "muted",
+    "probe_table",
+    "readable_requests",
+    "requests_view",
+    "result_style",
+    "summary",
+    "table",
+    "target_error",
+    "target_line",
+]
+
+TABLE_ROWS: Final = 100
+SHOWN_REASONS: Final = 5
+
+STYLE: Final = """<style>
+.cms-panel .cms-region-list select { font-family: monospace; font-size: 12px; }
+.cms-panel pre.cms-json { max-height: 220px; overflow: auto; margin: 2px 0;
+  background: var(--jp-layout-color2, #f5f5f5); padding: 4px 8px; font-size: 12px;
+  white-space: pre-wrap; word-break: break-all; }
+.cms-panel .cms-table { max-height: 260px; overflow: auto; }
+.cms-panel .cms-table table { border-collapse: collapse; font-size: 12px; }
+.cms-panel .cms-table th, .cms-panel .cms-table td { padding: 1px 8px; text-align: left;
+  white-space: nowrap; }
+.cms-panel .cms-table tr:nth-child(even) { background: var(--jp-layout-color2, #f5f5f5); }
+.cms-panel .cms-muted { color: var(--jp-ui-font-color2, #666); }
+.cms-panel .cms-bad { color: #c62828; }
+.cms-panel .cms-good { color: #2e7d32; }
+</style>"""
+
+#: The progress bar's style after a send (an ipywidgets ``bar_style``).
+BarStyle = Literal["success", "warning", "danger"]
+
+
+def esc(value: object) -> str:
+    """``value`` as text, HTML-escaped (quotes too)."""
+    return escape(str(value))
+
+
+def muted(text: str) -> str:
+    return f'<span class="cms-muted">{esc(text)}</span>'
+
+
+def bad(text: str) -> str:
+    return f'<span class="cms-bad">{esc(text)}</span>'
+
+
+def message(exc: BaseException) -> str:
+    """An error in the panel's words: a :class:`CmsError` names the control's label."""
+    if isinstance(exc, CmsError):
+        return exc.describe(label_subject)
+    return str(exc)
+
+
+# ----------------------------------------------------------------- errors, target, credentials
+
+
+def error(exc: BaseException) -> str:
+    """The error area: the class and the message; a traceback only for a bug (not a CmsError)."""
+    detail = ""
+    if not isinstance(exc, CmsError):  # a user error's message says it all
+        lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
+        detail = (
+            "<details><summary>traceback</summary>"
+            f"<pre style='font-size:11px'>{esc(''.join(lines))}</pre></details>"
+        )
+    return (
+        '<div class="cms-bad" style="white-space:pre-wrap">'
+        f"<b>{esc(type(exc).__name__)}</b>: {esc(message(exc))}</div>{detail}"
+    )
+
+
+def target_line(target: Target, url: str) -> str:
+    """The target's label (with its URL when the label does not say it) and where events go."""
+    label = f"<b>{esc(target.label)}</b>"
+    if url not in target.label:
+        label += f" <code>{esc(url)}</code>"
+    return f"Target: {label} {muted(f'({target.where})')}"
+
+
+def target_error(exc: CmsError) -> str:
+    return f"Target: {bad(message(exc))}"
+
+
+def credentials_line(credentials: Credentials, note: str = "") -> str:
+    """The masked key id and where it came from; never the secret."""
+    token = ", STS token" if credentials.security_token else ""
+    extra = f" {muted(f'({note})')}" if note else ""
+    return (
+        f"Credentials: <code>{esc(credentials.masked_id)}</code>{token} "
+        f"from {esc(credentials.source)}{extra}"
+    )
+
+
+def credentials_missing(exc: CmsError) -> str:
+    """Why no credentials resolved (where it looked, folded), and what to do."""
+    first, _, rest = message(exc).partition("\n")
+    more = f"<details><summary>where I looked</summary><pre>{esc(rest)}</pre></details>"
+    return (
+        f"Credentials: {bad(first)}{more if rest else ''} Enter a key below (kept in memory only)."
+    )
+
+
+# ----------------------------------------------------------------- the data preview
+
+
+def counts(
+    rows: int,
+    of_rows: int,
+    events: int,
+    requests: int,
+    rejected: Mapping[int, str],
+    index: pd.Index,
+) -> str:
+    """``rows -> events in requests; n rejected by validation`` and the first reasons.
+
+    ``rows`` were counted out of ``of_rows`` (a large frame is counted on its head);
+    ``rejected`` maps a row position to its reason, ``index`` names the positions.
+    """
+    scope = (
+        ""
+        if rows == of_rows
+        else " " + muted(f"(counted on the first {rows:,} of {of_rows:,} rows)")
+    )
+    cls = ' class="cms-bad"' if rejected else ""
+    return (
+        f"<b>{rows:,}</b> rows → <b>{events:,}</b> events in <b>{requests:,}</b> requests; "
+        f"<span{cls}><b>{len(rejected):,}</b> rejected by validation</span>{scope}"
+        f"{_reasons(rejected, index)}"
+    )
+
+
+def _reasons(rejected: Mapping[int, str], index: pd.Index) -> str:
+    if not rejected:
+        return ""
+    items = sorted(rejected.items())[:SHOWN_REASONS]
+    lines = "".join(
+        f"<li>row {esc(index[position])}: {esc(reason)}</li>" for position, reason in items
+    )
+    more = len(rejected) - len(items)
+    tail = f"<li class='cms-muted'>and {more:,} more</li>" if more else ""
+    return f'<ul class="cms-reasons" style="margin:2px 0">{lines}{tail}</ul>'
+
+
+def events_preview(payloads: Sequence[bytes]) -> str:
+    """The first events as they will be sent (encoded JSON)."""
+    shown = [p.decode("utf-8") for p in payloads]
+    return (
+        f"{muted(f'first {len(shown)} events, as sent:')}"
+        f'<pre class="cms-json">{esc(chr(10).join(shown))}</pre>'
+    )
+
+
+# ----------------------------------------------------------------- results
+
+
+def table(frame: pd.DataFrame, what: str, *, index: bool = True, limit: int = TABLE_ROWS) -> str:
+    """A frame as an HTML table (first ``limit`` rows), escaped, in a scrolling box."""
+    if frame.empty:
+        return f'<div class="cms-muted">no {esc(what)}</div>'
+    note = ""
+    if len(frame) > limit:
+        note = (
+            f'<div class="cms-muted">first {limit:,} of {len(frame):,} {esc(what)}; '
+            "all of them are in <code>panel.result</code></div>"
+        )
+    markup = frame.head(limit).to_html(border=0, na_rep="", escape=True, index=index)
+    return f'{note}<div class="cms-table">{markup}</div>'
+
+
+def readable_requests(result: SendResult) -> pd.DataFrame:
+    """The requests table for reading: latency rounded, send time to the millisecond."""
+    frame = result.requests
+    if frame.empty:
+        return frame
+    frame["latency_ms"] = frame["latency_ms"].round(1)
+    frame["sent_at"] = frame["sent_at"].dt.strftime("%H:%M:%S.%f").str[:-3]
+    renamed: pd.DataFrame = frame.rename(columns={"sent_at": "sent_at_utc"})
+    return renamed
+
+
+def failed_rows(result: SendResult) -> pd.DataFrame:
+    """The failed source rows with their status and reason first (else the failed events)."""
+    import pandas as pd
+
+    events: pd.DataFrame = result.events.iloc[np.flatnonzero(result.failed_mask())]
+    source = result.failed()
+    if not isinstance(source, pd.DataFrame) or len(source) != len(events):
+        return events
+    rows: pd.DataFrame = source.copy()
+    rows.insert(0, "cms_reason", events["reason"].to_numpy())
+    rows.insert(0, "cms_status", events["status"].astype(str).to_numpy())
+    return rows
+
+
+def requests_view(result: SendResult) -> str:
+    """The Requests tab: the dry run's first request (Authorization masked), or the table."""
+    if result.preview is None:
+        return table(readable_requests(result), "requests", index=False)
+    preview = json.dumps(result.preview, indent=2, ensure_ascii=False)
+    return (
+        muted("dry run: no request was sent; the first would be (Authorization masked):")
+        + f'<pre class="cms-json">{esc(preview)}</pre>'
+    )
+
+
+def result_style(result: SendResult) -> BarStyle:
+    """Green when every row was accepted (or a dry run), red when the send stopped."""
+    if result.error or result.cancelled:
+        return "danger"
+    if result.ok or result.counts()["dry_run"] == len(result):
+        return "success"
+    return "warning"
+
+
+def summary(result: SendResult, where: str) -> str:
+    """The result's one summary line (:meth:`SendResult.summary`) and where it went."""
+    style = result_style(result)
+    icon = {"success": "✔", "warning": "⚠", "danger": "✖"}[style]
+    colour = "cms-good" if style == "success" else "cms-bad"
+    line = result.summary("panel.result")
+    return f'<span class="{colour}"><b>{icon} {esc(line)}</b></span> {muted(f"({where})")}'
+
+
+# ----------------------------------------------------------------- the Regions tab
+
+
+def catalog() -> str:
+    """Every region with its id, name and internal endpoint, and the public endpoint."""
+    rows = "".join(
+        f"<tr><td><code>{esc(r.id)}</code></td><td>{esc(r.name)}</td>"
+        f"<td><code>{esc(r.internal_endpoint)}</code></td></tr>"
+        for r in regions()
+    )
+    return (
+        f"<b>Regions</b> · public endpoint, the same for every region: "
+        f"<code>{esc(public_endpoint())}</code>"
+        '<div class="cms-table" style="max-height:none"><table><thead><tr><th>id</th>'
+        "<th>name</th><th>internal endpoint (reachable from inside the region)</th></tr>"
+        f"</thead><tbody>{rows}</tbody></table></div>"
+    )
+
+
+def probe_table(results: Sequence[ProbeResult]) -> str:
+    """The probe's results: latency with a bar scaled to the slowest, status, URL."""
+    slowest = max((r.latency_ms or 0.0 for r in results), default=0.0) or 1.0
+    rows = []
+    for r in results:
+        if r.reachable and r.latency_ms is not None:
+            width = max(1.0, 100 * r.latency_ms / slowest)
+            bar = (
+                f'<div style="background:#1565c0;height:10px;width:{width:.0f}%;'
+                'min-width:2px"></div>'
+            )
+            status = f'<span class="cms-good">reachable</span> ({esc(r.address)})'
+            latency = f"{r.latency_ms:.1f} ms"
+        else:
+            bar = ""
+            status = f'<span class="cms-bad">unreachable</span>: {esc(r.reason)}'
+            latency = ""
+        rows.append(
+            f"<tr><td><code>{esc(r.label)}</code></td>"
+            f"<td style='text-align:right'>{latency}</td>"
+            f"<td style='width:160px;min-width:160px'>{bar}</td>"
+            f"<td>{status}</td><td><code>{esc(r.url)}</code></td></tr>"
+        )
+    return (
+        '<div class="cms-table" style="max-height:none"><table><thead><tr><th>target</th>'
+        "<th>latency</th><th></th><th>status</th><th>url</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table></div>"
+    )
