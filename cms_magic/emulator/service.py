@@ -102,9 +102,9 @@ class EmulatorResponse:
     """What the handler answers: an HTTP status, headers and a JSON body.
 
     The body is ``{"code": "<status>", "msg": "...", "requestId": "..."}``; ``msg``
-    is empty on success. ``fault`` names an injected fault the server acts out
-    (``reset_before``, ``reset_after``, ``delay``) or that shaped the answer
-    (``malformed``), else None.
+    is empty on success. ``fault`` names the injected fault: one the server acts
+    out (``reset_before``, ``reset_after``, ``delay``) or one that made the answer
+    (``error_500``, ``error_503``, ``malformed``), else None.
     """
 
     status: int
@@ -296,7 +296,7 @@ class Emulator:
                     key_id=authorization_key_id(fields),
                     nbytes=len(body),
                     events=0 if before == "reset_before" else count_events(body),
-                    fault="reset_before" if before == "reset_before" else None,
+                    fault=before,
                 )
         try:
             events = self._check(method, target, pairs, fields, body, faults)

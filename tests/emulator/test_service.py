@@ -336,10 +336,11 @@ def test_injected_answers(fault: str, status: int, stored: int) -> None:
     assert len(emu.events()) == stored
     record = emu.requests()[0]
     assert (record["status"], record["events"], record["key_id"]) == (status, 1, DEMO_ACCESS_KEY_ID)
+    assert record["fault"] == fault
 
 
 def test_a_malformed_answer_is_logged_as_such() -> None:
-    """The log once said ``fault: None`` for an answer it had mangled."""
+    """The log once said ``fault: None`` for an answer it had mangled (and for 500s, 503s)."""
     emu = make_emulator(faults=Faults(malformed=1.0))
     assert post(emu, GOOD_BODY).fault == "malformed"
     assert emu.requests()[0]["fault"] == "malformed"
