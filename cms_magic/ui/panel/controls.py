@@ -28,8 +28,8 @@ from cms_magic.ui.panel.regions import RegionsTab, TargetChoice, chosen_target, 
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cms_magic.progress import Progress
     from cms_magic.results import SendResult
-    from cms_magic.sending.client import Progress
 
 __all__ = ["Controls"]
 

@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 from cms_magic.credentials import Credentials
 from cms_magic.errors import CmsError, ConfigError, InputError
 from cms_magic.probe import ProbeResult, default_targets, probe
-from cms_magic.results import SendResult
-from cms_magic.sending.client import Progress, SendJob, send
+from cms_magic.progress import Progress, Throttle
+from cms_magic.results import SendJob, SendResult
+from cms_magic.sending.client import send
 from cms_magic.targets import LOCAL, PUBLIC, Target
 from cms_magic.ui.panel import html
 from cms_magic.ui.panel.background import Workers
@@ -39,14 +40,11 @@ from cms_magic.ui.panel.controls import Controls
 from cms_magic.ui.panel.frames import FramePicker
 from cms_magic.ui.panel.preview import preview
 from cms_magic.ui.panel.regions import initial_choice, probe_choice
-from cms_magic.ui.render import _Throttle
 
 if TYPE_CHECKING:
     import pandas as pd
 
 __all__ = ["LOCAL", "PUBLIC", "Panel", "panel"]
-
-_PROGRESS_INTERVAL: Final = 0.1  # seconds between progress redraws
 
 
 def panel(df: pd.DataFrame | None = None, **options: Any) -> Panel:
@@ -70,7 +68,7 @@ class Panel(Controls):
     or an endpoint URL (it goes to the custom URL field).
 
     Attributes: ``result`` (the latest :class:`~cms_magic.results.SendResult`),
-    ``job`` (the current or latest :class:`~cms_magic.sending.client.SendJob`),
+    ``job`` (the current or latest :class:`~cms_magic.results.SendJob`),
     ``probe_results``, ``last_error``, and the widgets (:class:`.controls.Controls`);
     methods :meth:`send`, :meth:`dry_run`, :meth:`cancel`, :meth:`retry_failed`,
     :meth:`probe`, :meth:`refresh`, :meth:`wait`.
@@ -105,7 +103,7 @@ class Panel(Controls):
         self.last_error: BaseException | None = None
 
         self._workers = Workers(self._callback)
-        self._throttle = _Throttle(_PROGRESS_INTERVAL)
+        self._throttle = Throttle()
         self._verb = "sending"
         self._where = ""  # the label of the target of the running (or latest) send
         self._busy = False  # a send, dry run or retry runs or its results are being drawn
@@ -360,7 +358,7 @@ class Panel(Controls):
     def _set_running(self, running: bool, total: int = 0) -> None:
         self._busy = running
         if running:
-            self._throttle = _Throttle(_PROGRESS_INTERVAL)
+            self._throttle = Throttle()
         self.show_running(running, total=total, retryable=self._retryable())
 
     def cancel(self) -> None:
