@@ -5,10 +5,15 @@
     cms-event emulator [--port N] ...
 
 ``FILE`` is CSV, JSON lines (``.jsonl``/``.ndjson``) or Parquet (with pyarrow
-installed); ``-`` reads CSV from standard input. The mapping and target options
-mean what they mean for :func:`cms_magic.send` and the ``%%cms_event`` magic.
+installed); ``-`` reads CSV from standard input. The mapping, target and
+sending options come from the one options table (:mod:`cms_magic.ui.options`)
+and mean what they mean for :func:`cms_magic.send` and the ``%%cms_event``
+magic; the target is :func:`cms_magic.targets.resolve_target`'s (``--endpoint
+local`` in any case, a region id, ``public``, a URL; with none given, the
+environment, then the local emulator unless cloud credentials are configured).
 Credentials come from the environment or a CLI profile (``--profile``), never
-from the command line.
+from the command line. Errors are the core's, worded with the flags
+(:func:`cms_magic.ui.options.flag_subject`).
 
 Exit status: 0 every event accepted (or, with ``--dry-run``, every event valid);
 1 some events were not accepted (see the summary and ``--failed-out``);
@@ -23,7 +28,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cms_magic._version import __version__
-from cms_magic.errors import CmsError
+from cms_magic.errors import ConfigError, CredentialsError, InputError
+from cms_magic.ui.options import (
+    MAPPING_OPTIONS,
+    SEND_OPTIONS,
+    TARGET_OPTIONS,
+    add_arguments,
+    flag_subject,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,50 +51,23 @@ def _parser() -> argparse.ArgumentParser:
         description="Report Alibaba Cloud CloudMonitor custom events from files.",
         epilog="Credentials: ALIBABA_CLOUD_ACCESS_KEY_ID / ALIBABA_CLOUD_ACCESS_KEY_SECRET "
         "(and ALIBABA_CLOUD_SECURITY_TOKEN for STS), or a profile of ~/.aliyun/config.json "
-        "(--profile).",
+        "(--profile). Without --region or --endpoint (or their environment variables), "
+        "events go to a local emulator in this process, unless cloud credentials are "
+        "configured.",
     )
     parser.add_argument("--version", action="version", version=f"cms_magic {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     send = commands.add_parser("send", help="send a file's rows as events")
     send.add_argument("file", help="CSV, JSON lines (.jsonl) or Parquet file; '-' for CSV on stdin")
-    mapping = send.add_argument_group("mapping (rows -> events)")
-    name = mapping.add_mutually_exclusive_group()
-    name.add_argument("--name", help="one event name for every row")
-    name.add_argument("--name-col", help="column holding the event name (default: 'name')")
-    content = mapping.add_mutually_exclusive_group()
-    content.add_argument("--content-col", help="column holding the content")
-    content.add_argument(
-        "--content-template", help="str.format template over the row, e.g. '{host}: {msg}'"
+    add_arguments(
+        send.add_argument_group("mapping (rows -> events)"), (o.name for o in MAPPING_OPTIONS)
     )
-    group = mapping.add_mutually_exclusive_group()
-    group.add_argument("--group-id", type=int, help="one application group id for every row")
-    group.add_argument("--group-id-col", help="column holding the group id")
-    mapping.add_argument("--time-col", help="column holding the event time")
-    mapping.add_argument("--tz", help="time zone for naive times (default: this machine's)")
-    target = send.add_argument_group("target")
-    where = target.add_mutually_exclusive_group(required=True)
-    where.add_argument("--region", help="region id, e.g. cn-hangzhou (see `cms-event regions`)")
-    where.add_argument(
-        "--endpoint",
-        help="endpoint URL, or 'local' for an emulator started in this process "
-        "(for trying things out: its events are discarded at exit)",
-    )
-    target.add_argument(
-        "--internal", action="store_true", help="use the region's internal endpoint"
-    )
-    target.add_argument("--profile", help="credentials profile (~/.aliyun/config.json)")
+    add_arguments(send.add_argument_group("target"), (o.name for o in TARGET_OPTIONS))
+    add_arguments(send.add_argument_group("sending"), (o.name for o in SEND_OPTIONS))
     behaviour = send.add_argument_group("behaviour")
     behaviour.add_argument("--dry-run", action="store_true", help="everything but the POST")
     behaviour.add_argument("--failed-out", type=Path, help="write rows not accepted to this file")
-    behaviour.add_argument("--qps", type=float, default=20.0, help="requests per second (20)")
-    behaviour.add_argument("--concurrency", type=int, default=4, help="requests in flight (4)")
-    behaviour.add_argument("--timeout", type=float, default=10.0, help="seconds per request (10)")
-    behaviour.add_argument(
-        "--retry-ambiguous",
-        action="store_true",
-        help="also retry requests that timed out after being sent (may duplicate events)",
-    )
     behaviour.add_argument("--quiet", action="store_true", help="no progress bar")
 
     commands.add_parser("regions", help="list the regions and their endpoints")
@@ -103,7 +88,7 @@ def read_table(path: str) -> pd.DataFrame:
         return pd.read_csv(sys.stdin)
     file = Path(path)
     if not file.exists():
-        raise CmsError(f"{path}: no such file")
+        raise InputError("no such file", option="file", value=path)
     suffix = file.suffix.lower()
     if suffix in _JSON_LINES:
         return pd.read_json(file, lines=True, dtype=False)
@@ -111,8 +96,10 @@ def read_table(path: str) -> pd.DataFrame:
         try:
             return pd.read_parquet(file)
         except ImportError as exc:
-            raise CmsError(
-                f"{path}: reading Parquet needs pyarrow (pip install pyarrow): {exc}"
+            raise InputError(
+                f"reading Parquet needs pyarrow (pip install pyarrow): {exc}",
+                option="file",
+                value=path,
             ) from None
     return pd.read_csv(file)
 
@@ -130,41 +117,33 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
 
 def _send(args: argparse.Namespace) -> int:
     import cms_magic
-    from cms_magic import emulator
+    from cms_magic.targets import resolve_target
 
+    target = resolve_target(
+        args.endpoint,
+        region=args.region,
+        internal=args.internal,
+        credentials_given=args.profile is not None,
+    )
+    credentials = target.credentials(profile=args.profile)
     frame = read_table(args.file)
-    credentials = None
-    endpoint = args.endpoint or args.region
-    if args.endpoint == "local":
-        local = emulator.embedded()
-        endpoint, credentials = local.url, local.credentials
-        print(
-            f"sending to a local emulator at {local.url} (in this process; nothing leaves "
-            "this machine, and its events are discarded at exit)",
-            file=sys.stderr,
-        )
-    mapping = {
-        "name": args.name,
-        "name_col": args.name_col,
-        "content_col": args.content_col,
-        "content_template": args.content_template,
-        "group_id": args.group_id,
-        "group_id_col": args.group_id_col,
-        "time_col": args.time_col,
-        "tz": args.tz,
+    url = target.resolve_url()  # starts the local emulator (in this process) on first use
+    rows = f"{len(frame):,} row{'' if len(frame) == 1 else 's'}"
+    print(f"cms-event: sending {rows} to {target.label}: {target.where}", file=sys.stderr)
+    sending = {
+        o.name: o.default if getattr(args, o.name) is None else getattr(args, o.name)
+        for o in SEND_OPTIONS
     }
+    retry = cms_magic.RetryPolicy(max_attempts=sending.pop("max_retries") + 1)
+    mapping = {o.name: getattr(args, o.name) for o in MAPPING_OPTIONS}
     result = cms_magic.send(
         frame,
-        endpoint=endpoint,
-        internal=args.internal,
+        endpoint=url,
         credentials=credentials,
-        profile=args.profile,
         dry_run=args.dry_run,
         progress=not args.quiet,
-        qps=args.qps,
-        concurrency=args.concurrency,
-        timeout=args.timeout,
-        retry_ambiguous=args.retry_ambiguous,
+        retry=retry,
+        **sending,
         **mapping,
     )
     print(result.summary())
@@ -205,8 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "regions":
             return _regions()
         return _send(args)
-    except CmsError as exc:
-        print(f"cms-event: error: {exc}", file=sys.stderr)
+    except (ConfigError, CredentialsError, InputError) as exc:
+        print(f"cms-event: error: {exc.describe(flag_subject)}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # e.g. `cms-event regions | head`
         sys.stderr.close()

@@ -10,8 +10,31 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from cms_magic import emulator
 from cms_magic.emulator import EmulatorServer, serve
 from cms_magic.ui.cli import main
+
+CLOUD_VARIABLES = (
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+    "ALIBABA_CLOUD_PROFILE",
+    "ALIBABA_CLOUD_CREDENTIALS_FILE",
+    "ALIBABA_CLOUD_REGION_ID",
+    "CMS_MAGIC_ENDPOINT",
+)
+
+
+def nothing_configured(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
+    """No cloud credentials, no target in the environment, an empty HOME."""
+    for var in CLOUD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+
+
+def rows_file(tmp_path: Path) -> Path:
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
+    return path
 
 
 @pytest.fixture
@@ -106,23 +129,22 @@ def test_usage_errors_exit_2(
     path = tmp_path / "rows.csv"
     pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
     assert main(["send", str(path), "--endpoint", server.url, "--content-col", "nope"]) == 2
-    assert "no such column; columns: name, content" in capsys.readouterr().err
-    assert main(["send", str(tmp_path / "missing.csv"), "--endpoint", server.url]) == 2
+    assert capsys.readouterr().err.endswith(
+        "cms-event: error: --content-col 'nope': no such column; columns: name, content\n"
+    )
+    missing = tmp_path / "missing.csv"
+    assert main(["send", str(missing), "--endpoint", server.url]) == 2
+    assert f"cms-event: error: file '{missing}': no such file" in capsys.readouterr().err
     assert main(["send", str(path), "--region", "mars-1"]) == 2
-    assert "valid region ids" in capsys.readouterr().err
+    assert "--region: unknown region 'mars-1'; valid region ids" in capsys.readouterr().err
+    assert main(["send", str(path), "--endpoint", server.url, "--qps", "-1"]) == 2
+    assert "--qps -1.0: must be a number >= 0" in capsys.readouterr().err
 
 
 def test_missing_credentials_exit_2_and_say_where_it_looked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for var in (
-        "ALIBABA_CLOUD_ACCESS_KEY_ID",
-        "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-        "ALIBABA_CLOUD_PROFILE",
-        "ALIBABA_CLOUD_CREDENTIALS_FILE",
-    ):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(tmp_path))
+    nothing_configured(monkeypatch, tmp_path)
     path = tmp_path / "rows.csv"
     pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
     assert (
@@ -180,3 +202,92 @@ def test_emulator_subcommand_passes_its_options_through() -> None:
         finally:
             proc.terminate()
             proc.wait(10)
+
+
+@pytest.mark.parametrize("word", ["LOCAL", "Local"])
+def test_endpoint_local_in_any_case(
+    word: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nothing_configured(monkeypatch, tmp_path)
+    code = main(["send", str(rows_file(tmp_path)), "--endpoint", word, "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "to the local emulator: the local emulator: nothing leaves this machine" in (
+        captured.err
+    )
+    assert "1/1 events accepted" in captured.out
+    running = emulator.embedded_running()
+    assert running is not None
+    assert running.events() == [{"content": "b", "name": "a"}]
+
+
+def test_with_nothing_configured_the_target_is_the_local_emulator(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nothing_configured(monkeypatch, tmp_path)
+    code = main(["send", str(rows_file(tmp_path)), "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "cms-event: sending 1 row to the local emulator" in captured.err
+    assert "1/1 events accepted" in captured.out
+
+
+def test_with_cloud_credentials_configured_a_target_must_be_named(
+    server: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(["send", str(rows_file(tmp_path)), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("cms-event: error: no target is configured, and ")
+    assert "the local emulator is not assumed" in err
+    assert emulator.embedded_running() is None
+    assert server.requests() == []
+
+
+@pytest.mark.parametrize(
+    ("value", "rule"),
+    [
+        ("not a url", "--endpoint 'not a url': is not a URL"),
+        ("ftp://127.0.0.1/x", "--endpoint 'ftp://127.0.0.1/x': endpoint URL must start with"),
+    ],
+)
+def test_a_malformed_url_gets_a_message_about_urls(
+    value: str,
+    rule: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    nothing_configured(monkeypatch, tmp_path)
+    assert main(["send", str(rows_file(tmp_path)), "--endpoint", value]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cms-event: error: {rule}")
+    assert "valid region ids" not in err
+    assert emulator.embedded_running() is None
+
+
+def test_a_region_id_given_to_endpoint_is_that_region(
+    server: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = rows_file(tmp_path)
+    assert main(["send", str(path), "--endpoint", "CN-Hangzhou", "--dry-run", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "to region cn-hangzhou (public endpoint https://" in captured.err
+    assert "dry run: 1/1 events would be sent" in captured.out
+
+
+def test_the_send_options_come_from_the_options_table(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["send", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for flag in ("--name-col", "--time-col", "--region", "--endpoint", "--internal"):
+        assert flag in shown
+    for flag in ("--qps", "--concurrency", "--timeout", "--max-retries", "--retry-ambiguous"):
+        assert flag in shown
+    assert "(default: 20)" in shown  # settings.DEFAULT_QPS, through the table
+    assert "(default: 4)" in shown

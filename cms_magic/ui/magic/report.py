@@ -1,0 +1,86 @@
+"""What the magic shows: the progress renderer a cell gets, and its one-line reports.
+
+The summary line itself is :meth:`cms_magic.results.SendResult.summary`; this
+module only puts the target's name in front of it and says where the result is.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from cms_magic import Progress
+    from cms_magic.results import SendResult
+
+__all__ = [
+    "PROGRESS_MODES",
+    "background_line",
+    "out",
+    "preview_text",
+    "renderer",
+    "summary",
+]
+
+#: ``%config CmsMagic.progress`` values.
+PROGRESS_MODES: Final = ("auto", "widget", "text", "off")
+
+
+def out(text: str) -> None:
+    """One line of the magic's output, on the cell's stdout."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def summary(result: SendResult, dest: str | None) -> str:
+    """The result's summary line, pointing at the variable that holds it."""
+    return result.summary(dest or "cms_magic.last_result()")
+
+
+def renderer(
+    mode: str,
+    *,
+    in_kernel: bool,
+    total: int,
+    label: str,
+    background: bool,
+    dry_run: bool,
+) -> Callable[[Progress], None] | None:
+    """The progress renderer a cell gets: a widget, a text line, plain lines, or none."""
+    from cms_magic.ui import render
+
+    if mode == "off":
+        return None
+    wants_widget = mode == "widget" or (mode == "auto" and in_kernel)
+    if wants_widget and importlib.util.find_spec("ipywidgets") is not None:
+        return render.WidgetProgress(total, label=label, dry_run=dry_run, background=background)
+    if in_kernel:
+        return render.TextDisplayProgress(
+            total, label=label, dry_run=dry_run, background=background
+        )
+    if background:
+        return None  # a terminal: lines from a thread would land in the prompt
+    return render.PrintProgress(sys.stdout, label=label)
+
+
+def background_line(label: str, total: int, dest: str | None) -> str:
+    """What a background send says when it starts."""
+    name = dest or "the job shown below"
+    return (
+        f"{label}: sending {total:,} events in the background -> {name} "
+        "(.status, .progress, .wait(), .result(), .cancel(); %cms last when done)"
+    )
+
+
+def preview_text(preview: Mapping[str, Any] | None) -> str:
+    """The first request of a dry run: method, URL, headers (Authorization masked), body."""
+    if not preview:
+        return "(no request would be sent: no event passed validation)"
+    lines = [
+        f"first request: {preview['method']} {preview['url']} ({preview['body_bytes']:,} bytes)"
+    ]
+    lines += [f"  {name}: {value}" for name, value in preview["headers"].items()]
+    lines.append(f"body: {preview['body_preview']}")
+    return "\n".join(lines)
