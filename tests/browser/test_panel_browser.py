@@ -1,12 +1,14 @@
 """The panel in a real browser: JupyterLab on 127.0.0.1, Debian's Chromium, Playwright.
 
-The notebook opens the panel on a 1,200-row DataFrame, first on a real
-region (credentials from the kernel's environment, with a distinctive secret;
-a dry run signs with them, nothing is posted), then on the local emulator.
-The test clicks Send in the page, waits until the panel says every row was
-accepted, checks the emulator holds the events, saves the notebook and checks
-neither it nor the page holds the secret, and saves a screenshot (``.artifacts/panel.png``,
-or ``docs/panel.png`` with ``make screenshot``).
+The notebook opens the panel on a 1,200-row DataFrame on a real region
+(credentials from the kernel's environment, with a distinctive secret; a dry
+run signs with them, nothing is posted). In the page, the test types ``LOCAL``
+into the custom URL field (the local emulator, in any case, as everywhere),
+clicks Send, waits until the panel says every row was accepted, checks the
+emulator holds the events, saves a screenshot (``.artifacts/panel.png``, or
+``docs/panel.png`` with ``make screenshot``), types a malformed URL and checks
+the panel answers with the URL rule, then saves the notebook and checks neither
+it nor the page holds the secret.
 
 The recipe and its gotchas are in ``../shared/reference/browser-testing.md``:
 wait for the kernel in the status bar before running cells (the kernel-start
@@ -88,8 +90,7 @@ assert "environment" in p.credentials_label.value, p.credentials_label.value
 p.dry_run()
 assert p.wait(30)
 
-# Then the local emulator, where the test clicks Send.
-p.region.value = "local"
+# The test types LOCAL as the custom URL in the page, then clicks Send.
 p.name_value.value = "health_check"
 p.content_mode.value = "template"
 p.content_template.value = "{check} check on {host}: {status} in {latency_ms} ms"
@@ -339,9 +340,19 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             expect(send).to_be_visible(timeout=90_000)
             summary = page.locator(".cms-summary")
             expect(summary).to_contain_text("dry run: 1,200/1,200 events would be sent")
-            expect(page.locator(".cms-url")).to_contain_text("local emulator")
-            expect(page.locator(".cms-credentials")).to_contain_text("LTAI****Demo")
+            url = page.locator(".cms-url")
+            credentials = page.locator(".cms-credentials")
+            expect(url).to_contain_text("region cn-hangzhou")
+            expect(credentials).to_contain_text("LTAI****ey01")  # from the environment
             expect(page.locator(".cms-counts")).to_contain_text("1,200 rows")
+
+            # 'local' in any case is the emulator, typed as the custom URL too
+            custom = page.locator(".cms-custom-endpoint input")
+            custom.fill("LOCAL")
+            custom.press("Enter")  # continuous_update=False: synced on Enter
+            expect(url).to_contain_text("the local emulator")
+            expect(url).to_contain_text("nothing leaves this machine")
+            expect(credentials).to_contain_text("LTAI****Demo")
             expect(send).to_be_enabled()
 
             send.click()
@@ -360,6 +371,14 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
 
             SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
             page.locator(".cms-panel").screenshot(path=str(SCREENSHOT))
+
+            # a malformed URL is answered with the URL rule, never the list of regions
+            custom.fill("ftp://127.0.0.1/x")
+            custom.press("Enter")
+            expect(url).to_contain_text(
+                "Custom URL 'ftp://127.0.0.1/x': endpoint URL must start with http:// or https://"
+            )
+            expect(url).not_to_contain_text("valid region ids")
 
             page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
             assert SECRET not in page.content()

@@ -165,9 +165,9 @@ class RegionsTab:
                 self.choosing = False
             self.probe_table.value = html.probe_table(self.results)
             reachable = sum(r.reachable for r in self.results)
-            self.probe_status.value = f"{reachable} of {len(self.results)} endpoints reachable " + (
-                "from here "
-                + html.muted("(internal endpoints answer only from inside Alibaba Cloud)")
+            note = html.muted("(internal endpoints answer only from inside Alibaba Cloud)")
+            self.probe_status.value = (
+                f"{reachable} of {len(self.results)} endpoints reachable from here {note}"
             )
         except BaseException:
             self.probe_status.value = html.bad("the probe failed (see below)")
