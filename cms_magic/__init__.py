@@ -26,9 +26,9 @@ if TYPE_CHECKING:
         UnknownRegionError,
     )
     from cms_magic.events.convert import Conversion, Event, events_from_frame
+    from cms_magic.progress import Progress
     from cms_magic.protocol import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
     from cms_magic.regions import Region, endpoint
-    from cms_magic.progress import Progress
     from cms_magic.results import SendJob, SendResult
     from cms_magic.samples import sample_frame
     from cms_magic.sending.client import Client, send
