@@ -125,9 +125,9 @@ class Target:
 
     @property
     def where(self) -> str:
-        """A short phrase about where events go, for a status line."""
+        """A short phrase about where events go, to follow :attr:`label` on a status line."""
         if self.is_local:
-            return "the local emulator: nothing leaves this machine"
+            return "nothing leaves this machine"
         if not self.leaves_machine:
             return "a loopback address: nothing leaves this machine"
         if _catalog_name(self.url or "") or self.kind in ("public", "region"):
