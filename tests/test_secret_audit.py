@@ -160,4 +160,4 @@ def test_no_secret_in_emulator_answers_to_bad_signatures() -> None:
     answers = json.dumps(emulator.requests())
     assert result.error is not None
     assert "string to sign" in answers  # the emulator explains, as the service does
-    assert SECRET not in answers + result.error + result.summary()
+    assert SECRET not in answers + str(result.error) + result.summary()
