@@ -36,6 +36,7 @@ from cms_magic.ui.options import (
     add_arguments,
     flag_subject,
 )
+from cms_magic.ui.render import TqdmProgress
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -127,7 +128,6 @@ def _send(args: argparse.Namespace) -> int:
     )
     credentials = target.credentials(profile=args.profile)
     frame = read_table(args.file)
-    url = target.resolve_url()  # starts the local emulator (in this process) on first use
     rows = f"{len(frame):,} row{'' if len(frame) == 1 else 's'}"
     print(f"cms-event: sending {rows} to {target.label}: {target.where}", file=sys.stderr)
     sending = {
@@ -138,10 +138,10 @@ def _send(args: argparse.Namespace) -> int:
     mapping = {o.name: getattr(args, o.name) for o in MAPPING_OPTIONS}
     result = cms_magic.send(
         frame,
-        endpoint=url,
+        endpoint=target,
         credentials=credentials,
         dry_run=args.dry_run,
-        progress=not args.quiet,
+        progress=False if args.quiet else TqdmProgress(desc="cms-event"),
         retry=retry,
         **sending,
         **mapping,
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except KeyboardInterrupt:
-        from cms_magic.sending.client import last_result
+        from cms_magic import last_result
 
         partial = last_result()
         if partial is not None:

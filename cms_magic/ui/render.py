@@ -1,10 +1,18 @@
-"""Progress renderers for the magic: an ipywidgets bar, or plain text.
+"""Progress renderers for the skins: an ipywidgets bar, a text line in the cell, plain
+lines on a terminal, and a tqdm bar for the command line.
 
-Each renderer is a callable given to ``send(progress=...)``. The sender calls it
-from its own thread (the library loop), so a renderer only assigns widget
-traits or updates a display by id, never ``with out:`` and never
-``clear_output``: one bar (or one line) per send, in the cell that started it,
-still updating after the cell has finished for a background send.
+Each renderer is a callable given to ``send(progress=...)`` (the one hook of
+:mod:`cms_magic.progress`), and each lets updates through the one
+:class:`~cms_magic.progress.Throttle`. The sender calls it from its own thread
+(the library loop), so a renderer only assigns widget traits or updates a
+display by id, never ``with out:`` and never ``clear_output``: one bar (or one
+line) per send, in the cell that started it, still updating after the cell has
+finished for a background send.
+
+A renderer shows the running counts (:meth:`Progress.line`). The closing words
+are the result's own summary line (:meth:`cms_magic.results.SendResult.summary`),
+given to :meth:`finish` by the skin when a background job is done; a foreground
+send's summary is printed by the skin just below the bar, so it is not repeated.
 
 The renderer is created, and its bar displayed, in the cell's thread before the
 send starts; ipywidgets and ``IPython.display`` are imported only then.
@@ -13,67 +21,41 @@ send starts; ipywidgets and ``IPython.display`` are imported only then.
 from __future__ import annotations
 
 import threading
-import time
 from typing import TYPE_CHECKING, Any, TextIO
 
+from cms_magic.progress import UPDATES_PER_SECOND, Throttle
+
 if TYPE_CHECKING:
-    from cms_magic.sending.client import Progress
+    from cms_magic.progress import Progress
 
-__all__ = ["PrintProgress", "TextDisplayProgress", "WidgetProgress", "final_line"]
-
-#: At most this many updates per second reach the frontend (the final one always does).
-_UPDATES_PER_SECOND = 8.0
+__all__ = ["PrintProgress", "TextDisplayProgress", "TqdmProgress", "WidgetProgress"]
 
 
-def final_line(progress: Progress, *, dry_run: bool = False) -> str:
-    """The closing status of a send, from its last progress snapshot."""
-    if dry_run:
-        head = f"dry run: {progress.done:,}/{progress.total:,} events would be sent"
-    else:
-        head = (
-            f"{progress.accepted:,}/{progress.total:,} events accepted in {progress.elapsed:.1f} s"
-        )
-    others = [
-        f"{count:,} {what}"
-        for count, what in (
-            (progress.rejected, "rejected"),
-            (progress.not_sent, "not sent"),
-            (progress.unknown, "unknown"),
-        )
-        if count
-    ]
-    return head + ("; " + ", ".join(others) if others else "")
+class _Closable:
+    """A renderer whose last words, once :meth:`finish` gave them, no update replaces."""
 
-
-def _closing(progress: Progress, dry_run: bool, background: bool) -> str:
-    """The status text: the running counts; at the end of a background send, its outcome.
-
-    A foreground send ends with the magic's summary line just below, so its
-    status keeps the counts instead of saying the same thing twice.
-    """
-    if progress.finished and background:
-        return final_line(progress, dry_run=dry_run)
-    return progress.line()
-
-
-class _Throttle:
-    """Lets an update through at most every ``interval`` seconds; thread-safe."""
-
-    def __init__(self, interval: float, *, first_after: float = 0.0) -> None:
-        self._interval = interval
+    def __init__(self, label: str) -> None:
+        self._label = label
         self._lock = threading.Lock()
-        self._next = time.monotonic() + first_after
+        #: Set once :meth:`finish` has shown the last words (a thread may wait on it).
+        self.closed = threading.Event()
 
-    def ready(self) -> bool:
-        now = time.monotonic()
+    def finish(self, line: str) -> None:
+        """Show ``line`` (the result's summary) as the final status; later updates are ignored."""
         with self._lock:
-            if now < self._next:
-                return False
-            self._next = now + self._interval
-            return True
+            self._show(f"{self._label}: {line}")
+            self.closed.set()
+
+    def _update(self, text: str) -> None:
+        with self._lock:
+            if not self.closed.is_set():
+                self._show(f"{self._label}: {text}")
+
+    def _show(self, text: str) -> None:
+        raise NotImplementedError
 
 
-class WidgetProgress:
+class WidgetProgress(_Closable):
     """An ``HBox`` of an ``IntProgress`` bar and a status ``Label``, displayed once."""
 
     def __init__(
@@ -82,12 +64,11 @@ class WidgetProgress:
         import ipywidgets as widgets
         from IPython import display as ipython_display
 
+        super().__init__(label)
         display: Any = ipython_display.display
-
         self._dry_run = dry_run
         self._background = background
-        self._label = label
-        self._throttle = _Throttle(1.0 / _UPDATES_PER_SECOND)
+        self._throttle = Throttle(1.0 / UPDATES_PER_SECOND)
         self.bar: Any = widgets.IntProgress(
             value=0, min=0, max=max(total, 1), description="cms_magic", bar_style="info"
         )
@@ -108,10 +89,13 @@ class WidgetProgress:
                 self.bar.bar_style = "danger"
             else:
                 self.bar.bar_style = "warning"
-        self.status.value = f"{self._label}: {_closing(progress, self._dry_run, self._background)}"
+        self._update(progress.line())
+
+    def _show(self, text: str) -> None:
+        self.status.value = text
 
 
-class TextDisplayProgress:
+class TextDisplayProgress(_Closable):
     """One plain-text line in the cell, updated in place by display id (in a kernel)."""
 
     def __init__(
@@ -119,21 +103,23 @@ class TextDisplayProgress:
     ) -> None:
         from IPython import display as ipython_display
 
+        super().__init__(label)
         display: Any = ipython_display.display
         pretty: Any = ipython_display.Pretty
         self._pretty = pretty
         self._dry_run = dry_run
         self._background = background
-        self._label = label
-        self._throttle = _Throttle(1.0 / _UPDATES_PER_SECOND)
+        self._throttle = Throttle(1.0 / UPDATES_PER_SECOND)
         self.handle: Any = display(pretty(f"{label}: starting, {total:,} events"), display_id=True)
 
     def __call__(self, progress: Progress) -> None:
         if not progress.finished and not self._throttle.ready():
             return
-        text = _closing(progress, self._dry_run, self._background)
+        self._update(progress.line())
+
+    def _show(self, text: str) -> None:
         if self.handle is not None:
-            self.handle.update(self._pretty(f"{self._label}: {text}"))
+            self.handle.update(self._pretty(text))
 
 
 class PrintProgress:
@@ -145,7 +131,7 @@ class PrintProgress:
     def __init__(self, stream: TextIO, *, label: str) -> None:
         self._stream = stream
         self._label = label
-        self._throttle = _Throttle(2.0, first_after=1.0)
+        self._throttle = Throttle(2.0, first_after=1.0)
 
     def __call__(self, progress: Progress) -> None:
         if progress.finished or not self._throttle.ready():

@@ -149,7 +149,6 @@ class CmsMagic(CmsMagicConfig):
                 group_id=args.group_id if args.group_id is not None else self.group_id,
             )
         options = self._send_options(args)
-        url = target.resolve_url()  # starts the local emulator on first use
         label = target.label
         mode = "off" if args.quiet else str(self.progress)
         renderer = report.renderer(
@@ -166,7 +165,7 @@ class CmsMagic(CmsMagicConfig):
         try:
             outcome = send(
                 data,
-                endpoint=url,
+                endpoint=target,
                 credentials=credentials,
                 dry_run=args.dry_run,
                 background=args.background,
@@ -186,6 +185,8 @@ class CmsMagic(CmsMagicConfig):
                 )
             raise
         if args.background:
+            if renderer is not None:
+                report.close_when_done(outcome, renderer, dest)
             return self._started(outcome, dest, label, len(given), quiet=args.quiet)
         return self._finished(outcome, dest, label, args)
 

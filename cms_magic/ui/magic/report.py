@@ -12,12 +12,13 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
-    from cms_magic import Progress
-    from cms_magic.results import SendResult
+    from cms_magic.progress import Progress
+    from cms_magic.results import SendJob, SendResult
 
 __all__ = [
     "PROGRESS_MODES",
     "background_line",
+    "close_when_done",
     "out",
     "preview_text",
     "renderer",
@@ -72,6 +73,20 @@ def background_line(label: str, total: int, dest: str | None) -> str:
         f"{label}: sending {total:,} events in the background -> {name} "
         "(.status, .progress, .wait(), .result(), .cancel(); %cms last when done)"
     )
+
+
+def close_when_done(job: SendJob, renderer: Callable[[Progress], None], dest: str | None) -> None:
+    """When a background job is done, its renderer closes with the result's summary line."""
+    finish = getattr(renderer, "finish", None)
+    if not callable(finish):
+        return
+    name = f"{dest}.result()" if dest else "cms_magic.last_result()"
+
+    def done(finished: SendJob) -> None:
+        if finished.status in ("done", "cancelled"):
+            finish(finished.result().summary(name))
+
+    job.add_done_callback(done)
 
 
 def preview_text(preview: Mapping[str, Any] | None) -> str:

@@ -215,8 +215,9 @@ def test_endpoint_local_in_any_case(
     code = main(["send", str(rows_file(tmp_path)), "--endpoint", word, "--quiet"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "to the local emulator: the local emulator: nothing leaves this machine" in (
+    assert (
         captured.err
+        == "cms-event: sending 1 row to the local emulator: nothing leaves this machine\n"
     )
     assert "1/1 events accepted" in captured.out
     running = emulator.embedded_running()

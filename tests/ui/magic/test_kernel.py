@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -43,6 +44,12 @@ def test_in_a_kernel_progress_keeps_updating_after_the_cell() -> None:
     def of(messages: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
         return [m["content"] for m in messages if m["msg_type"] == kind]
 
+    def receive_until(found: Callable[[], bool]) -> None:
+        """Read iopub messages until ``found()`` (a background job's last words arrive from
+        its done callback, which may run just after ``job.wait()`` returned)."""
+        while not found():
+            seen.append(client.get_iopub_msg(timeout=30))
+
     try:
         # 4 requests per second: the background sends outlast their cells
         execute(
@@ -60,13 +67,21 @@ def test_in_a_kernel_progress_keeps_updating_after_the_cell() -> None:
         execute("job.wait(20)")
         opened = {m["comm_id"]: m["data"]["state"] for m in of(seen, "comm_open")}
         bar_id, label_id = (ref.removeprefix("IPY_MODEL_") for ref in opened[box]["children"])
-        later: dict[str, dict[str, Any]] = {bar_id: {}, label_id: {}}
-        for update in of(seen[done:], "comm_msg"):
-            if update["comm_id"] in later:
-                later[update["comm_id"]].update(update["data"]["state"])
-        assert later[bar_id]["value"] == 300
-        assert later[bar_id]["bar_style"] == "success"
-        assert "300/300 events accepted" in later[label_id]["value"]
+
+        def later() -> dict[str, dict[str, Any]]:
+            states: dict[str, dict[str, Any]] = {bar_id: {}, label_id: {}}
+            for update in of(seen[done:], "comm_msg"):
+                if update["comm_id"] in states:
+                    states[update["comm_id"]].update(update["data"]["state"])
+            return states
+
+        receive_until(lambda: "events accepted" in later()[label_id].get("value", ""))
+        assert later()[bar_id]["value"] == 300
+        assert later()[bar_id]["bar_style"] == "success"
+        # the bar closes with the result's own summary line
+        assert later()[label_id]["value"].startswith(
+            "the local emulator: 300/300 events accepted in "
+        )
 
         cell = execute(
             "%config CmsMagic.progress = 'text'\n"
@@ -76,12 +91,18 @@ def test_in_a_kernel_progress_keeps_updating_after_the_cell() -> None:
         display_id = line["transient"]["display_id"]
         done = len(seen)
         execute("job2.wait(20)")
-        updates = [
-            u
-            for u in of(seen[done:], "update_display_data")
-            if u["transient"]["display_id"] == display_id
-        ]
-        assert "300/300 events accepted" in updates[-1]["data"]["text/plain"]
+
+        def updates() -> list[dict[str, Any]]:
+            return [
+                u
+                for u in of(seen[done:], "update_display_data")
+                if u["transient"]["display_id"] == display_id
+            ]
+
+        receive_until(lambda: bool(updates()) and "accepted" in updates()[-1]["data"]["text/plain"])
+        assert updates()[-1]["data"]["text/plain"].startswith(
+            "the local emulator: 300/300 events accepted in "
+        )
 
         execute("mixed = pd.DataFrame({'content': ['ok', '']})")
         cell = execute(

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import threading
+from typing import Any
 
+import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 
 from cms_magic import Progress, emulator
-from cms_magic.ui.render import PrintProgress, WidgetProgress, final_line
+from cms_magic.ui.magic import report
+from cms_magic.ui.render import PrintProgress, WidgetProgress
 from tests.ui.magic.support import run
 
 
@@ -39,8 +42,48 @@ def test_widget_renderer_from_a_worker_thread(shell: InteractiveShell) -> None:
     bar(snapshot(10, finished=True, rejected=1))
     assert bar.bar.value == 10
     assert bar.bar.bar_style == "warning"
-    assert bar.status.value == "here: 9/10 events accepted in 0.5 s; 1 rejected"
-    assert final_line(snapshot(10, finished=True), dry_run=True).startswith("dry run: 10/10")
+    assert bar.status.value == "here: " + snapshot(10, finished=True, rejected=1).line()
+    assert not bar.closed.is_set()
+    closing = threading.Thread(target=bar.finish, args=("the summary line",))
+    closing.start()
+    closing.join()
+    assert bar.closed.is_set()
+    assert bar.status.value == "here: the summary line"
+    bar(snapshot(10, finished=True))  # a late snapshot does not replace the last words
+    assert bar.status.value == "here: the summary line"
+
+
+def test_a_background_send_closes_its_bar_with_the_results_summary(
+    shell: InteractiveShell,
+    emu: emulator.EmulatorServer,
+    creds: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    made: list[Any] = []
+    real = report.renderer
+
+    def keep(*args: Any, **kwargs: Any) -> Any:
+        made.append(real(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(report, "renderer", keep)
+    run(shell, "%config CmsMagic.progress = 'widget'")
+    run(shell, "mixed = pd.DataFrame({'content': ['ok', '', 'fine']})")
+    ran = run(
+        shell,
+        f"%cms_event job --df mixed --name n --content-col content --background "
+        f"--endpoint {emu.url}",
+    )
+    assert ran.error is None, ran.stderr
+    (bar,) = made
+    assert isinstance(bar, WidgetProgress)
+    assert bar.closed.wait(10)  # set by the job's done callback, in the library's thread
+    result = shell.user_ns["job"].result()
+    assert bar.status.value == f"{emu.url}: {result.summary('job.result()')}"
+    assert bar.status.value.endswith(
+        "2/3 events accepted in " + f"{result.elapsed:.1f} s; 1 rejected -> job.result().failed()"
+    )
+    assert bar.bar.bar_style == "warning"
 
 
 def test_text_progress_only_for_sends_that_last() -> None:
