@@ -183,7 +183,8 @@ def whoami_text(magic: Configured) -> str:
         lines.append(f"credentials: {exc.describe(flag_subject)}")
     else:
         token = ", with an STS token" if found.security_token else ""
-        lines.append(f"credentials: AccessKey {found.masked_id} from {found.source}{token}")
+        key = "" if target is not None and target.is_local else "AccessKey "  # a demo key
+        lines.append(f"credentials: {key}{found.masked_id} from {found.source}{token}")
     return "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ def test_cms_helpers(shell: InteractiveShell, emu: emulator.EmulatorServer, cred
     run(shell, "%config CmsMagic.endpoint = 'local'")
     whoami = run(shell, "%cms whoami").stdout
     assert "target: the local emulator (from %config CmsMagic.endpoint)" in whoami
-    assert "credentials: AccessKey LTAI****Demo from cms_magic emulator demo credentials" in whoami
+    assert "credentials: LTAI****Demo from cms_magic emulator demo credentials" in whoami
 
     panel = run(shell, "%cms panel")
     assert panel.error is None
