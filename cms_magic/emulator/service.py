@@ -16,7 +16,8 @@ the ``msg`` says what is wrong and how to fix it:
 5. Date is an RFC 1123 date (400) within ``max_skew_seconds`` of the clock (403);
 6. the AccessKeyId is known, and an STS key's token is sent (403);
 7. the signature, recomputed from the request as received, matches (403; the
-   message shows the server's string to sign, as Alibaba's services do);
+   message shows the server's string to sign, as Alibaba's services do, with the
+   security token's value replaced by a marker: no answer or log record shows a token);
 8. the per-AccessKeyId quota of ``qps`` requests per second (403 Throttling,
    ``Retry-After: 1``);
 9. the body is a JSON array of 1 to 100 valid events (400).
@@ -60,7 +61,10 @@ from cms_magic.emulator.validation import (
     count_events,
     header_fields,
     header_pairs,
+    hidden_fields,
+    hide,
     parse_events,
+    security_tokens,
     throttled,
 )
 from cms_magic.errors import ConfigError
@@ -285,6 +289,7 @@ class Emulator:
         """
         pairs = header_pairs(headers)
         fields = header_fields(pairs)
+        tokens = security_tokens(fields, self.credentials)
         faults = self._faults.faults
         if urlsplit(target).path == UPLOAD_PATH:
             before = faults.before(self._faults.draw())
@@ -297,9 +302,10 @@ class Emulator:
                     nbytes=len(body),
                     events=0 if before == "reset_before" else count_events(body),
                     fault=before,
+                    tokens=tokens,
                 )
         try:
-            events = self._check(method, target, pairs, fields, body, faults)
+            events = self._check(method, target, pairs, fields, tokens, body, faults)
         except Refusal as refusal:
             if refusal.events is not None:
                 count = refusal.events
@@ -314,6 +320,7 @@ class Emulator:
                 nbytes=len(body),
                 events=count,
                 extra_headers=refusal.headers,
+                tokens=tokens,
             )
         draw = self._faults.draw()
         after = faults.after(draw)
@@ -325,6 +332,7 @@ class Emulator:
             events=len(events),
             accepted=events,
             fault=after,
+            tokens=tokens,
         )
         if after == "malformed":
             return EmulatorResponse(200, answer.headers, malformed_body(draw), after)
@@ -336,15 +344,21 @@ class Emulator:
         target: str,
         pairs: list[tuple[str, str]],
         fields: Mapping[str, str],
+        tokens: tuple[str, ...],
         body: bytes,
         faults: Faults,
     ) -> list[Event]:
-        """Every check, in the documented order; the valid events, or a :class:`Refusal`."""
+        """Every check, in the documented order; the valid events, or a :class:`Refusal`.
+
+        The checks whose messages echo header values see them with the security
+        tokens hidden; only the token and signature checks see the real values.
+        """
         path, query = check_route(method, target)
         check_size(len(body), self.max_body_bytes)
-        key_id, sent_signature = check_headers(fields, body)
-        check_body_digest(fields, body)
-        check_date(fields["date"], now=self.clock(), max_skew_seconds=self.max_skew_seconds)
+        shown = hidden_fields(fields, tokens)
+        key_id, sent_signature = check_headers(shown, body)
+        check_body_digest(shown, body)
+        check_date(shown["date"], now=self.clock(), max_skew_seconds=self.max_skew_seconds)
         credentials = check_key(key_id, fields, self.credentials)
         check_signature(credentials, method, path, query, pairs, sent_signature)
         self._quota.check(key_id)
@@ -384,7 +398,12 @@ class Emulator:
         """
         fields = header_fields(header_pairs(headers))
         return self._answer(
-            status, msg, key_id=authorization_key_id(fields), nbytes=nbytes, events=0
+            status,
+            msg,
+            key_id=authorization_key_id(fields),
+            nbytes=nbytes,
+            events=0,
+            tokens=security_tokens(fields, self.credentials),
         )
 
     def _answer(
@@ -398,8 +417,16 @@ class Emulator:
         accepted: list[Event] | None = None,
         extra_headers: Mapping[str, str] | None = None,
         fault: str | None = None,
+        tokens: tuple[str, ...] = (),
     ) -> EmulatorResponse:
-        """Store accepted events, log the request and build the response."""
+        """Store accepted events, log the request and build the response.
+
+        ``tokens`` are hidden from the message wherever it came from (see
+        :func:`~cms_magic.emulator.validation.security_tokens`).
+        """
+        msg = hide(msg, tokens)
+        if key_id is not None:
+            key_id = hide(key_id, tokens)
         now = self.clock()
         code = str(status)
         request_id = str(uuid.uuid4()).upper()

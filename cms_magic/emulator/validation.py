@@ -35,6 +35,7 @@ from cms_magic.signing import (
 )
 
 __all__ = [
+    "TOKEN_MARKER",
     "Refusal",
     "authorization_key_id",
     "check_body_digest",
@@ -49,7 +50,10 @@ __all__ = [
     "event_problem",
     "header_fields",
     "header_pairs",
+    "hidden_fields",
+    "hide",
     "parse_events",
+    "security_tokens",
     "show",
     "throttled",
     "too_large",
@@ -59,6 +63,13 @@ __all__ = [
 _TIME_PATTERN: Final = re.compile(r"^\d{8}T\d{6}\.\d{3}[+-]\d{4}$", re.ASCII)
 _TIME_FORMAT: Final = "%Y%m%dT%H%M%S.%f%z"
 _SHOWN_VALUE_CHARS: Final = 80
+
+#: What an answer shows in place of a security token's value: the token is as secret as
+#: the AccessKeySecret for as long as it lives, so it is never echoed.
+TOKEN_MARKER: Final = "<security token: not shown>"  # noqa: S105 - a marker, not a secret
+_TOKEN_HEADER: Final = "x-cms-security-token"  # noqa: S105 - a header name
+#: A token shorter than this is not searched for in messages (it would match ordinary words).
+_MIN_HIDDEN_CHARS: Final = 8
 
 _HEADER_NAMES: Final = {
     "authorization": "Authorization",
@@ -297,13 +308,47 @@ def check_signature(
     sign_string = request_string_to_sign(method, path, query, pairs)
     expected = signature(credentials.access_key_secret, sign_string)
     if not hmac.compare_digest(sent_signature.encode("utf-8"), expected.encode("ascii")):
+        tokens = security_tokens(header_fields(pairs), (credentials,))
+        shown_pairs = [
+            (name, TOKEN_MARKER if name.strip().lower() == _TOKEN_HEADER else hide(value, tokens))
+            for name, value in pairs
+        ]
+        shown = request_string_to_sign(method, path, query, shown_pairs)
         raise Refusal(
             403,
             "the request signature does not match the one the server computed: "
-            f"the server's string to sign is '{_escape(sign_string)}'; sign exactly "
+            f"the server's string to sign is '{_escape(shown)}'; sign exactly "
             "this string with HMAC-SHA1 keyed by the AccessKeySecret, and send "
             "'<AccessKeyId>:<upper-case hex signature>' in Authorization",
         )
+
+
+def security_tokens(
+    fields: Mapping[str, str], accepted: Iterable[Credentials] = ()
+) -> tuple[str, ...]:
+    """The tokens no answer may show: the one the request sent and those of the accepted keys.
+
+    Longest first, and none shorter than a few characters (those would match ordinary words).
+    """
+    tokens = {fields.get(_TOKEN_HEADER, "")}
+    tokens.update(c.security_token or "" for c in accepted)
+    return tuple(sorted((t for t in tokens if len(t) >= _MIN_HIDDEN_CHARS), key=len, reverse=True))
+
+
+def hide(text: str, tokens: Iterable[str]) -> str:
+    """``text`` with each of ``tokens`` replaced by :data:`TOKEN_MARKER`."""
+    for token in tokens:
+        text = text.replace(token, TOKEN_MARKER)
+    return text
+
+
+def hidden_fields(fields: Mapping[str, str], tokens: Sequence[str]) -> dict[str, str]:
+    """The header fields as messages may show them: the token header's value, and any
+    token inside another value, replaced by :data:`TOKEN_MARKER`."""
+    return {
+        name: TOKEN_MARKER if name == _TOKEN_HEADER else hide(value, tokens)
+        for name, value in fields.items()
+    }
 
 
 def throttled(qps: float, key_id: str) -> Refusal:
