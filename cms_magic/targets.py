@@ -192,7 +192,7 @@ def parse_target(
         return _word_target(text, internal=internal, option=option, source=source)
     if internal:
         raise TargetError(
-            "internal applies to a region id, not to an endpoint URL", option="internal", value=True
+            "applies to a region id, not to an endpoint URL", option="internal", value=True
         )
     url = regions.normalise_url(text, option=option)  # names the URL rule broken
     for region in regions.regions():
@@ -208,7 +208,7 @@ def _word_target(text: str, *, internal: bool, option: str, source: str) -> Targ
     if lowered in (LOCAL, PUBLIC):
         if internal:
             raise TargetError(
-                f"internal applies to a region id, not to {lowered!r}",
+                f"applies to a region id, not to {lowered!r}",
                 option="internal",
                 value=True,
             )
@@ -275,7 +275,7 @@ def resolve_target(
             return parse_target(value, internal=internal, option=variable, source=source)
     if internal:
         raise TargetError(
-            "internal needs a region id to choose its internal endpoint",
+            "needs a region id to choose its internal endpoint",
             option="internal",
             value=True,
         )

@@ -238,8 +238,10 @@ def option(name: str) -> Option:
     return _BY_NAME[name]
 
 
-def _with_value(words: str, value: object) -> str:
-    return words if value is NO_VALUE else f"{words} {show_value(value)}"
+def _with_value(found: Option | None, words: str, value: object) -> str:
+    if value is NO_VALUE or (found is not None and found.kind is bool):
+        return words  # a switch is named by its flag alone: "--internal", not "--internal True"
+    return f"{words} {show_value(value)}"
 
 
 def flag_subject(name: str, value: object) -> str:
@@ -249,13 +251,13 @@ def flag_subject(name: str, value: object) -> str:
     is said as it is.
     """
     found = _BY_NAME.get(name)
-    return _with_value(found.flag if found else name, value)
+    return _with_value(found, found.flag if found else name, value)
 
 
 def label_subject(name: str, value: object) -> str:
     """An error's subject in the panel's words: ``Time column 'when'``."""
     found = _BY_NAME.get(name)
-    return _with_value(found.label if found else name, value)
+    return _with_value(found, found.label if found else name, value)
 
 
 def add_arguments(

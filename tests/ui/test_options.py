@@ -72,3 +72,9 @@ def test_argparse_is_built_from_the_table() -> None:
     with pytest.raises(SystemExit):
         parser.parse_args(["--qps", "fast"])
     assert "(default: 20)" in parser.format_help()
+
+
+def test_a_switch_is_named_by_its_flag_alone() -> None:
+    error = TargetError("applies to a region id, not to 'local'", option="internal", value=True)
+    assert error.describe(flag_subject) == "--internal: applies to a region id, not to 'local'"
+    assert error.describe(label_subject) == "Internal: applies to a region id, not to 'local'"
