@@ -2,8 +2,12 @@
 
 The rooms, in the order a request meets them:
 
-- :mod:`~cms_magic.emulator.server`: HTTP/1.1 on 127.0.0.1 in a thread, and the
-  admin endpoints (:class:`EmulatorServer`, :func:`serve`);
+- :mod:`~cms_magic.emulator.server`: HTTP/1.1 on loopback (:class:`EmulatorServer`,
+  :func:`serve`), holding connections as :mod:`~cms_magic.emulator.connections` says
+  (one reader thread, a bounded pool of handlers, deadlines for request heads);
+- :mod:`~cms_magic.emulator.binding`: loopback unless ``allow_remote``, and the limits' checks;
+- :mod:`~cms_magic.emulator.admin`: the admin endpoints, for the admin token or a
+  signed request;
 - :mod:`~cms_magic.emulator.service`: the upload handler, no I/O (:class:`Emulator`,
   :class:`EmulatorResponse`, the demo credentials);
 - :mod:`~cms_magic.emulator.faults`: the faults it can inject (:class:`Faults`);
@@ -18,7 +22,13 @@ The rooms, in the order a request meets them:
 from cms_magic.emulator.cli import main
 from cms_magic.emulator.embedded import embedded, embedded_running, stop_embedded
 from cms_magic.emulator.faults import Faults
-from cms_magic.emulator.server import ADMIN_PREFIX, EmulatorServer, serve
+from cms_magic.emulator.server import (
+    ADMIN_PREFIX,
+    ADMIN_TOKEN_HEADER,
+    EmulatorServer,
+    RemoteBindWarning,
+    serve,
+)
 from cms_magic.emulator.service import (
     DEMO_ACCESS_KEY_ID,
     DEMO_ACCESS_KEY_SECRET,
@@ -29,12 +39,14 @@ from cms_magic.emulator.service import (
 
 __all__ = [
     "ADMIN_PREFIX",
+    "ADMIN_TOKEN_HEADER",
     "DEMO_ACCESS_KEY_ID",
     "DEMO_ACCESS_KEY_SECRET",
     "Emulator",
     "EmulatorResponse",
     "EmulatorServer",
     "Faults",
+    "RemoteBindWarning",
     "demo_credentials",
     "embedded",
     "embedded_running",

@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any
 
 from cms_magic.credentials.static import Credentials
-from cms_magic.emulator.server import ADMIN_PREFIX, serve
+from cms_magic.emulator.server import (
+    ADMIN_PREFIX,
+    ADMIN_TOKEN_HEADER,
+    RemoteBindWarning,
+    check_bind_host,
+    serve,
+)
 from cms_magic.emulator.service import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, demo_credentials
-from cms_magic.errors import CredentialsError
+from cms_magic.errors import ConfigError, CredentialsError
 from cms_magic.protocol import DEFAULT_QPS, UPLOAD_PATH
 
 __all__ = ["main"]
@@ -30,6 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host that is not loopback, so other hosts can reach the emulator",
     )
     parser.add_argument("--port", type=int, default=0, help="port (default: 0, any free port)")
     parser.add_argument(
@@ -63,13 +74,28 @@ def main(argv: list[str] | None = None) -> int:
         shown_id = credentials.access_key_id
         # masked entirely: even a few characters of a real secret are too many
         shown_secret = f"******** ({len(credentials.access_key_secret)} characters, as given)"
-    if not _is_loopback(args.host):
+    try:
+        warning = check_bind_host(args.host, allow_remote=args.allow_remote)
+    except ConfigError:
         print(
-            f"warning: binding {args.host}, not loopback: other hosts can reach this emulator",
+            f"error: --host {args.host!r} is not a loopback address; the emulator listens "
+            "only on loopback (it accepts a public demo key) unless you also pass "
+            "--allow-remote",
             file=sys.stderr,
         )
+        return 2
+    if warning is not None:
+        print(f"warning: {warning}", file=sys.stderr)
     try:
-        server = serve(args.host, args.port, credentials=credentials, qps=args.qps)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RemoteBindWarning)  # printed just above
+            server = serve(
+                args.host,
+                args.port,
+                credentials=credentials,
+                qps=args.qps,
+                allow_remote=args.allow_remote,
+            )
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
@@ -85,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  admin:             GET {ADMIN_PREFIX}events, {ADMIN_PREFIX}requests, ", end="")
         print(f"{ADMIN_PREFIX}health, {ADMIN_PREFIX}faults; ", end="")
         print(f"POST {ADMIN_PREFIX}reset, {ADMIN_PREFIX}faults")
+        print(f"  admin token:       {ADMIN_TOKEN_HEADER}: {server.admin_token}")
+        print("                     (every admin endpoint but health wants it, or a signature)")
         print("Press Ctrl-C to stop.", flush=True)
         while not stop.wait(0.2):
             pass
@@ -95,15 +123,6 @@ def main(argv: list[str] | None = None) -> int:
         server.stop()
     print("cms_magic emulator stopped", file=sys.stderr, flush=True)
     return 0
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _stop_on_signals(stop: threading.Event) -> Callable[[], None]:

@@ -1,18 +1,18 @@
-"""The emulator served over HTTP/1.1 on 127.0.0.1, in a thread: :class:`EmulatorServer`.
+"""The emulator served over HTTP/1.1 on loopback, in threads: :class:`EmulatorServer`.
 
 :func:`serve` starts one around a new :class:`~cms_magic.emulator.service.Emulator`
 (the handler, which does all the checking); ``python -m cms_magic.emulator`` runs
 one until Ctrl-C (:mod:`cms_magic.emulator.cli`). The server adds only what
 sockets need: keep-alive, one ``sendall`` per response, refusing a body too
 large to read before reading it, acting out injected connection resets and
-delays, and the admin endpoints under :data:`ADMIN_PREFIX`::
+delays, and the admin endpoints under :data:`ADMIN_PREFIX`
+(:mod:`cms_magic.emulator.admin`: all but health want the admin token or a signature).
 
-    GET  /_emulator/health     {"ok": true}
-    GET  /_emulator/events     the accepted events
-    GET  /_emulator/requests   the request log
-    POST /_emulator/reset      forget both, refill the quota
-    GET  /_emulator/faults     the faults in force
-    POST /_emulator/faults     set them (a JSON object, see Faults)
+What a crowd of clients may cost is bounded (:mod:`cms_magic.emulator.connections`):
+at most ``max_handlers`` threads handle requests, a connection holds none while its
+request head arrives, a head must arrive within ``header_timeout``, and at most
+``max_connections`` connections are open. It listens on loopback unless
+``allow_remote=True`` (:func:`check_bind_host`).
 """
 
 from __future__ import annotations
@@ -20,56 +20,72 @@ from __future__ import annotations
 import contextlib
 import http
 import importlib
-import json
 import socket
-import socketserver
 import struct
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import traceback
+import warnings
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 from cms_magic.credentials.static import Credentials
-from cms_magic.emulator.faults import Faults
+from cms_magic.emulator.admin import ADMIN_PREFIX, ADMIN_TOKEN_HEADER, admin_answer, new_admin_token
+from cms_magic.emulator.binding import (
+    RemoteBindWarning,
+    check_bind_host,
+    check_count,
+    check_seconds,
+)
+from cms_magic.emulator.connections import Connection, ConnectionHub
 from cms_magic.emulator.service import Emulator, EmulatorResponse, demo_credentials, json_response
 from cms_magic.emulator.store import Event, RequestRecord
-from cms_magic.emulator.validation import declared_length, show, too_large
-from cms_magic.errors import CmsError, ConfigError
+from cms_magic.emulator.validation import declared_length, header_pairs, show, too_large
+from cms_magic.errors import CmsError
 from cms_magic.protocol import DEFAULT_QPS
 
 __all__ = [
     "ADMIN_PREFIX",
+    "ADMIN_TOKEN_HEADER",
     "EmulatorServer",
     "EmulatorStoppedError",
+    "RemoteBindWarning",
+    "check_bind_host",
     "demo_credentials",
     "serve",
 ]
-
-#: Paths under this prefix are the server's admin endpoints, not part of the service.
-ADMIN_PREFIX: Final = "/_emulator/"
 
 #: After refusing a body unread, read and discard at most this much for this long, so
 #: the client sees the 400 instead of a connection reset.
 _LINGER_SECONDS: Final = 2.0
 _LINGER_MAX_BYTES: Final = 16 * 1024 * 1024
 _ADMIN_MAX_BODY: Final = 64 * 1024
+_SERVER_VERSION: Final = "cms_magic-emulator"
 
 
 class _Handler(BaseHTTPRequestHandler):
-    """HTTP/1.1 keep-alive front of :class:`Emulator`; each response is one ``sendall``."""
+    """One request of a keep-alive HTTP/1.1 connection; each response is one ``sendall``.
+
+    Made per request by :meth:`EmulatorServer._handle_connection` (not by socketserver):
+    the connection's head has already arrived, so reading it never waits on the client.
+    """
 
     protocol_version = "HTTP/1.1"
-    server_version = "cms_magic-emulator"
-    timeout = 30  # seconds; slow or half-open clients are dropped
-    server: EmulatorServer
+    server_version = _SERVER_VERSION
+    server: EmulatorServer  # type: ignore[assignment]
 
-    def setup(self) -> None:
-        super().setup()
-        self.connection.settimeout(self.server.request_timeout)
+    def __init__(self, connection: Connection, server: EmulatorServer) -> None:
+        # Not BaseRequestHandler.__init__, which would handle the connection to its end.
+        self.server = server
+        self.request = self.connection = connection.sock
+        self.client_address = connection.address
+        self.rfile = cast(Any, connection.reader)
+        self.wfile = cast(Any, connection.writer)
+        self.close_connection = True
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silenced: the emulator's own log is :meth:`Emulator.requests`."""
@@ -135,7 +151,6 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _admin(self) -> None:
         emulator = self.server.emulator
-        now = emulator.clock()
         raw_length = self.headers.get("Content-Length")
         length = 0 if raw_length is None else declared_length(raw_length)
         if (
@@ -144,40 +159,21 @@ class _Handler(BaseHTTPRequestHandler):
             or self.headers.get("Transfer-Encoding") is not None
         ):
             msg = "admin endpoints take no body (or a small one with a Content-Length)"
-            self._refuse_unread(json_response(400, {"code": "400", "msg": msg}, now))
+            self._refuse_unread(json_response(400, {"code": "400", "msg": msg}, emulator.clock()))
             return
         payload = self.rfile.read(length) if length else b""
-        path = urlsplit(self.path).path
-        if path == "/_emulator/faults" and self.command == "POST":
-            try:
-                faults = Faults.from_dict(json.loads(payload or b"{}"))
-            except (ValueError, ConfigError) as exc:  # not JSON, or faults that cannot work
-                self._send(json_response(400, {"code": "400", "msg": str(exc)}, now))
-                return
-            emulator.set_faults(faults)
-            self._send(json_response(200, faults.to_dict(), now))
+        if len(payload) < length:  # the client went away mid-body
+            self.close_connection = True
             return
-        routes: dict[str, tuple[str, Callable[[], object]]] = {
-            "/_emulator/health": ("GET", lambda: {"ok": True}),
-            "/_emulator/events": ("GET", emulator.events),
-            "/_emulator/requests": ("GET", emulator.requests),
-            "/_emulator/reset": ("POST", lambda: _reset(emulator)),
-            "/_emulator/faults": ("GET", emulator.faults.to_dict),
-        }
-        route = routes.get(path)
-        if route is None:
-            known = ", ".join(f"{m} {p}" for p, (m, _) in routes.items())
-            msg = f"no admin endpoint {path!r}; the admin endpoints are: {known}"
-            self._send(json_response(404, {"code": "404", "msg": msg}, now))
-            return
-        method, action = route
-        if self.command != method and not (self.command == "HEAD" and method == "GET"):
-            msg = f"use {method} {path}, not {self.command}"
-            answer = json_response(405, {"code": "405", "msg": msg}, now)
-            answer.headers["Allow"] = method
-            self._send(answer)
-            return
-        self._send(json_response(200, action(), now))
+        answer = admin_answer(
+            emulator,
+            self.command,
+            self.path,
+            header_pairs(self.headers.items()),
+            payload,
+            admin_token=self.server.admin_token,
+        )
+        self._send(answer)
 
     # ----------------------------------------------------------------- writing
 
@@ -185,13 +181,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Write the complete response (status line, headers, body) in one ``sendall``."""
         if close:
             self.close_connection = True
-        lines = [f"{self.protocol_version} {answer.status} {http.HTTPStatus(answer.status).phrase}"]
-        lines.append(f"Server: {self.server_version}")
-        lines.extend(f"{name}: {value}" for name, value in answer.headers.items())
-        lines.append(f"Content-Length: {len(answer.body)}")
-        if self.close_connection:
-            lines.append("Connection: close")
-        head = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+        head = _head_bytes(answer, close=self.close_connection)
         self.connection.sendall(head if self.command == "HEAD" else head + answer.body)
 
     def _refuse_unread(self, answer: EmulatorResponse) -> None:
@@ -220,27 +210,38 @@ class _Handler(BaseHTTPRequestHandler):
             pass
 
 
-def _reset(emulator: Emulator) -> dict[str, bool]:
-    emulator.reset()
-    return {"ok": True}
+def _head_bytes(answer: EmulatorResponse, *, close: bool) -> bytes:
+    """The status line and headers of ``answer`` (``Connection: close`` if ``close``)."""
+    lines = [f"HTTP/1.1 {answer.status} {http.HTTPStatus(answer.status).phrase}"]
+    lines.append(f"Server: {_SERVER_VERSION}")
+    lines.extend(f"{name}: {value}" for name, value in answer.headers.items())
+    lines.append(f"Content-Length: {len(answer.body)}")
+    if close:
+        lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class EmulatorStoppedError(CmsError, RuntimeError):
     """:meth:`EmulatorServer.start` on a server that was stopped (a server runs once)."""
 
 
-class EmulatorServer(ThreadingHTTPServer):
+class EmulatorServer:
     """An :class:`Emulator` served over HTTP/1.1 on ``host:port`` (port 0: any free one).
 
     Use it as a context manager, or call :meth:`start` and :meth:`stop`.
-    Besides the upload path it answers admin endpoints: ``GET /_emulator/events``,
-    ``GET /_emulator/requests``, ``POST /_emulator/reset``, ``GET /_emulator/health`` and
-    ``GET|POST /_emulator/faults``.
-    ``request_timeout`` drops a connection that stays silent that long.
+    Besides the upload path it answers admin endpoints (:mod:`cms_magic.emulator.admin`):
+    ``GET /_emulator/health`` for anyone; ``GET /_emulator/events``,
+    ``GET /_emulator/requests``, ``POST /_emulator/reset`` and ``GET|POST /_emulator/faults``
+    for a caller that sends :attr:`admin_token` in header ``x-emulator-admin-token`` or
+    signs the request with an accepted key.
+
+    Limits: ``max_handlers`` threads handle requests (started as needed); at most
+    ``max_connections`` connections are open (one more is answered 503 and closed);
+    a request head must arrive within ``header_timeout`` seconds; an idle keep-alive
+    connection, or a body, may take ``request_timeout``. ``host`` must be loopback
+    unless ``allow_remote`` (:func:`check_bind_host`; a :class:`RemoteBindWarning` then).
     """
 
-    daemon_threads = True
-    allow_reuse_address = True
     request_queue_size = 128
 
     def __init__(
@@ -250,23 +251,52 @@ class EmulatorServer(ThreadingHTTPServer):
         *,
         emulator: Emulator | None = None,
         request_timeout: float = 30.0,
+        header_timeout: float = 10.0,
+        max_handlers: int = 64,
+        max_connections: int = 256,
+        allow_remote: bool = False,
     ) -> None:
+        warning = check_bind_host(host, allow_remote=allow_remote)
+        check_count("max_handlers", max_handlers)
+        check_count("max_connections", max_connections)
+        check_seconds("header_timeout", header_timeout)
+        check_seconds("request_timeout", request_timeout)
         self.emulator = emulator if emulator is not None else Emulator()
         self.request_timeout = request_timeout
+        self.header_timeout = header_timeout
+        self._admin_token = new_admin_token()
         self._state_lock = threading.Lock()
-        self._open_connections: set[socket.socket] = set()
-        self._handler_threads: list[threading.Thread] = []
-        self._connections_accepted = 0
-        self._thread: threading.Thread | None = None
+        self._started = False
         self._stopped = False
         #: Set by :meth:`stop`; injected delays end early when it is set.
         self.stopping = threading.Event()
-        if ":" in host:
-            self.address_family = socket.AF_INET6
-        super().__init__((host, port), _Handler)
+        if warning is not None:
+            warnings.warn(warning, RemoteBindWarning, stacklevel=2)
+        bind_host = host.strip().strip("[]")
+        family = socket.AF_INET6 if ":" in bind_host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.server_address: tuple[Any, ...] = (bind_host, port)
+        try:
+            self.server_bind()
+            self.socket.listen(self.request_queue_size)
+        except BaseException:
+            self.socket.close()
+            raise
+        self.socket.setblocking(False)
+        self._hub = ConnectionHub(
+            self.socket,
+            self._handle_connection,
+            refusal=_too_many_connections,
+            too_large_head=_head_too_large,
+            max_handlers=max_handlers,
+            max_connections=max_connections,
+            header_timeout=header_timeout,
+            idle_timeout=request_timeout,
+            name=f"cms_magic emulator {self.url}",
+        )
 
     def __repr__(self) -> str:
-        state = "stopped" if self._stopped else "running" if self._thread else "not started"
+        state = "stopped" if self._stopped else "running" if self._started else "not started"
         return f"EmulatorServer({self.url!r}, {state})"
 
     @property
@@ -282,10 +312,34 @@ class EmulatorServer(ThreadingHTTPServer):
         return self.emulator.credentials[0]
 
     @property
+    def admin_token(self) -> str:
+        """The token the admin endpoints want in ``x-emulator-admin-token`` (new per server)."""
+        return self._admin_token
+
+    @property
+    def max_handlers(self) -> int:
+        """At most this many threads handle requests."""
+        return self._hub.max_handlers
+
+    @property
+    def max_connections(self) -> int:
+        """At most this many connections are open at once."""
+        return self._hub.max_connections
+
+    @property
     def connections_accepted(self) -> int:
-        """How many TCP connections the server has accepted so far."""
-        with self._state_lock:
-            return self._connections_accepted
+        """How many TCP connections the server has accepted so far (refused ones too)."""
+        return self._hub.accepted
+
+    @property
+    def connections_open(self) -> int:
+        """How many connections are open now."""
+        return self._hub.open
+
+    @property
+    def handler_threads(self) -> int:
+        """How many handler threads have been started (at most :attr:`max_handlers`)."""
+        return self._hub.handler_threads
 
     def events(self) -> list[Event]:
         """The accepted events; see :meth:`Emulator.events`."""
@@ -302,21 +356,15 @@ class EmulatorServer(ThreadingHTTPServer):
     # ----------------------------------------------------------------- lifecycle
 
     def start(self) -> EmulatorServer:
-        """Serve in a daemon thread; returns ``self``. Starting twice is harmless."""
+        """Serve in daemon threads; returns ``self``. Starting twice is harmless."""
         with self._state_lock:
             if self._stopped:
                 raise EmulatorStoppedError(
                     "this EmulatorServer was stopped", hint="start a new one with serve()"
                 )
-            if self._thread is not None:
-                return self
-            self._thread = threading.Thread(
-                target=self.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"cms_magic emulator {self.url}",
-                daemon=True,
-            )
-            self._thread.start()
+            if not self._started:
+                self._started = True
+                self._hub.start()
         return self
 
     def stop(self) -> None:
@@ -326,19 +374,10 @@ class EmulatorServer(ThreadingHTTPServer):
                 return
             self._stopped = True
             self.stopping.set()
-            thread = self._thread
-        if thread is not None:
-            self.shutdown()
-            thread.join()
+            started = self._started
+        if started:
+            self._hub.stop()
         self.server_close()
-        with self._state_lock:
-            connections = list(self._open_connections)
-            handlers = list(self._handler_threads)
-        for connection in connections:
-            with contextlib.suppress(OSError):  # already closed by its handler
-                connection.shutdown(socket.SHUT_RDWR)
-        for handler in handlers:
-            handler.join(timeout=5)
 
     def __enter__(self) -> EmulatorServer:
         return self.start()
@@ -351,47 +390,46 @@ class EmulatorServer(ThreadingHTTPServer):
     ) -> None:
         self.stop()
 
-    # ----------------------------------------------------------------- socketserver hooks
+    # ----------------------------------------------------------------- sockets
 
     def server_bind(self) -> None:
-        """Bind without :func:`socket.getfqdn`, which can stall on a DNS lookup."""
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = host.decode("ascii") if isinstance(host, bytes) else str(host)
-        self.server_port = int(port)
+        """Bind ``server_address`` (no :func:`socket.getfqdn`, which can stall on DNS)."""
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind(self.server_address)
+        self.server_address = self.socket.getsockname()
 
-    def get_request(self) -> tuple[socket.socket, Any]:
-        """Accept a connection with TCP_NODELAY (else each response waits ~40 ms for an ACK)."""
-        connection, address = super().get_request()
-        connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with self._state_lock:
-            self._connections_accepted += 1
-            self._open_connections.add(connection)
-        return connection, address
+    def server_close(self) -> None:
+        """Close the listening socket."""
+        self.socket.close()
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        """Handle the connection in a daemon thread that :meth:`stop` can join."""
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name="cms_magic emulator connection",
-            daemon=True,
-        )
-        with self._state_lock:
-            self._handler_threads = [t for t in self._handler_threads if t.is_alive()]
-            self._handler_threads.append(thread)
-        thread.start()
+    def fileno(self) -> int:
+        return self.socket.fileno()
 
-    def shutdown_request(self, request: Any) -> None:
-        with self._state_lock:
-            self._open_connections.discard(request)
-        super().shutdown_request(request)
+    def _handle_connection(self, connection: Connection) -> bool:
+        """Handle the request whose head has arrived; True to keep the connection open."""
+        handler = _Handler(connection, self)
+        try:
+            handler.handle_one_request()
+        except OSError:  # the client went away
+            return False
+        except Exception:
+            print(f"cms_magic emulator: error handling a request from {connection.address}")
+            traceback.print_exc(file=sys.stderr)
+            return False
+        return not handler.close_connection
 
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """Ignore clients that went away; report anything else as the stdlib does."""
-        if isinstance(sys.exc_info()[1], OSError):
-            return
-        super().handle_error(request, client_address)
+
+def _too_many_connections() -> bytes:
+    msg = "too many connections to this emulator at once; retry after 1 s"
+    answer = json_response(503, {"code": "503", "msg": msg}, time.time())
+    answer.headers["Retry-After"] = "1"
+    return _head_bytes(answer, close=True) + answer.body
+
+
+def _head_too_large() -> bytes:
+    msg = "the request head is over 65536 bytes: send fewer or shorter headers"
+    answer = json_response(431, {"code": "431", "msg": msg}, time.time())
+    return _head_bytes(answer, close=True) + answer.body
 
 
 def serve(
@@ -401,15 +439,31 @@ def serve(
     credentials: Credentials | Iterable[Credentials] | None = None,
     qps: float = DEFAULT_QPS,
     request_timeout: float = 30.0,
+    header_timeout: float = 10.0,
+    max_handlers: int = 64,
+    max_connections: int = 256,
+    allow_remote: bool = False,
     **emulator_kwargs: Any,
 ) -> EmulatorServer:
-    """Start an emulator on ``host:port`` in a daemon thread and return its server.
+    """Start an emulator on ``host:port`` in daemon threads and return its server.
 
-    ``with serve() as emu:`` stops it on exit. Other keyword arguments go to
-    :class:`Emulator` (``clock``, ``monotonic``, ``max_body_bytes``, ...).
+    ``with serve() as emu:`` stops it on exit. ``host`` must be loopback unless
+    ``allow_remote=True`` (then a :class:`RemoteBindWarning`). The limits are
+    :class:`EmulatorServer`'s. Other keyword arguments go to :class:`Emulator`
+    (``clock``, ``monotonic``, ``max_body_bytes``, ...).
     """
+    check_bind_host(host, allow_remote=allow_remote)  # before building anything
     emulator = Emulator(credentials, qps=qps, **emulator_kwargs)
-    server = EmulatorServer(host, port, emulator=emulator, request_timeout=request_timeout)
+    server = EmulatorServer(
+        host,
+        port,
+        emulator=emulator,
+        request_timeout=request_timeout,
+        header_timeout=header_timeout,
+        max_handlers=max_handlers,
+        max_connections=max_connections,
+        allow_remote=allow_remote,
+    )
     return server.start()
 
 

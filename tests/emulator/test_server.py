@@ -17,7 +17,7 @@ import pytest
 
 from cms_magic.emulator import EmulatorServer, Faults, demo_credentials, serve
 from cms_magic.emulator import server as server_module
-from cms_magic.emulator.server import EmulatorStoppedError
+from cms_magic.emulator.server import ADMIN_TOKEN_HEADER, EmulatorStoppedError
 from cms_magic.errors import CmsError
 from cms_magic.protocol import MAX_BODY_BYTES, UPLOAD_PATH
 from cms_magic.signing import CmsAuth
@@ -27,6 +27,13 @@ from tests.emulator._client import GOOD_BODY, GOOD_EVENT, SOURCE_IP, event_body_
 def live_client(server: EmulatorServer) -> httpx.Client:
     auth = CmsAuth.from_credentials(server.credentials, source_ip=SOURCE_IP)
     return httpx.Client(base_url=server.url, auth=auth, timeout=10)
+
+
+def admin_client(server: EmulatorServer) -> httpx.Client:
+    """A client of the admin endpoints, showing the server's admin token."""
+    return httpx.Client(
+        base_url=server.url, headers={ADMIN_TOKEN_HEADER: server.admin_token}, timeout=10
+    )
 
 
 def raw_exchange(server: EmulatorServer, request: bytes, *, timeout: float = 5.0) -> bytes:
@@ -169,7 +176,7 @@ def test_serve_passes_emulator_options() -> None:
 def test_admin_faults_are_set_read_and_refused_with_the_field_named(
     emulator: EmulatorServer,
 ) -> None:
-    with httpx.Client(base_url=emulator.url) as admin:
+    with admin_client(emulator) as admin:
         set_to = admin.post("/_emulator/faults", json={"seed": 4, "error_503": 0.25})
         assert set_to.status_code == 200
         assert set_to.json()["error_503"] == 0.25
@@ -190,7 +197,7 @@ def test_admin_faults_are_set_read_and_refused_with_the_field_named(
 
 
 def test_admin_head_and_bodies(emulator: EmulatorServer) -> None:
-    with httpx.Client(base_url=emulator.url) as admin:
+    with admin_client(emulator) as admin:
         head = admin.head("/_emulator/health")
         assert head.status_code == 200
         assert head.content == b""
