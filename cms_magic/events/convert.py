@@ -22,17 +22,18 @@ that import them from this module.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+import logging
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import tzinfo
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import orjson
 
-from cms_magic.errors import ConfigError, InputError
-from cms_magic.events._values import Rejections
+from cms_magic.errors import ConfigError, InputError, MappingError
+from cms_magic.events._values import Rejections, field_label, show
 from cms_magic.events.fields import group_column, row_json_column, template_column, text_column
 from cms_magic.events.mapping import EventMapping, resolve_tz
 from cms_magic.events.records import Event, records_frame
@@ -52,6 +53,9 @@ __all__ = [
     "iter_conversions",
 ]
 
+
+log = logging.getLogger("cms_magic")
+_T = TypeVar("_T")
 
 # --------------------------------------------------------------------------- conversion result
 
@@ -198,30 +202,64 @@ def convert_chunk(
 
     names: Sequence[str | None]
     if mapping.name_col is not None:
-        names = text_column(df[mapping.name_col], "name", col_label(mapping.name_col), rejections)
+        name_col = mapping.name_col
+        names = _read(
+            lambda part, rej: text_column(part[name_col], "name", col_label(name_col), rej),
+            df,
+            rejections,
+            field_label("name", col_label(name_col)),
+            name_col,
+        )
     else:
         assert mapping.name is not None
         names = _Constant(mapping.name, n)
 
+    contents: Sequence[str | None]
     if mapping.content_col is not None:
-        contents = text_column(
-            df[mapping.content_col], "content", col_label(mapping.content_col), rejections
+        content_col = mapping.content_col
+        contents = _read(
+            lambda part, rej: text_column(
+                part[content_col], "content", col_label(content_col), rej
+            ),
+            df,
+            rejections,
+            field_label("content", col_label(content_col)),
+            content_col,
         )
     elif mapping.content_template is not None:
-        contents = template_column(df, mapping.content_template, rejections)
+        template = mapping.content_template
+        contents = _read(
+            lambda part, rej: template_column(part, template, rej),
+            df,
+            rejections,
+            "'content' (the template)",
+            None,
+        )
     else:
-        contents = row_json_column(df, rejections)
+        contents = _read(row_json_column, df, rejections, "'content' (the row as JSON)", None)
 
     groups: Sequence[int | None]
     if mapping.group_id_col is not None:
-        groups = group_column(df[mapping.group_id_col], col_label(mapping.group_id_col), rejections)
+        group_col = mapping.group_id_col
+        groups = _read(
+            lambda part, rej: group_column(part[group_col], col_label(group_col), rej),
+            df,
+            rejections,
+            field_label("groupId", col_label(group_col)),
+            group_col,
+        )
     else:
         groups = _Constant(mapping.group_id, n)
 
     times: Sequence[bytes | None]
     if mapping.time_col is not None:
-        times = time_column(
-            df[mapping.time_col], resolve_tz(mapping.tz), col_label(mapping.time_col), rejections
+        time_col, zone = mapping.time_col, resolve_tz(mapping.tz)
+        times = _read(
+            lambda part, rej: time_column(part[time_col], zone, col_label(time_col), rej),
+            df,
+            rejections,
+            field_label("time", col_label(time_col)),
+            time_col,
         )
     else:
         times = _Constant(None, n)
@@ -240,6 +278,60 @@ def convert_chunk(
         payloads=payloads,
         rejected={p + offset: reason for p, reason in rejected.items()},
     )
+
+
+def _read(
+    reader: Callable[[pd.DataFrame, Rejections], list[_T]],
+    df: pd.DataFrame,
+    rejections: Rejections,
+    label: str,
+    column: Hashable | None,
+) -> list[_T | None]:
+    """One field of every row, by ``reader``; a cell that makes it raise rejects only its row.
+
+    The column readers reject the values they know to be wrong; this is the net under
+    them, for a value nobody foresaw (an object whose ``str`` or comparison raises, a
+    dtype pandas cannot convert): the chunk is read again one row at a time, and a row
+    whose reading still raises is rejected with the error, so a send never stops for a
+    cell.
+    """
+    try:
+        return list(reader(df, rejections))
+    except MappingError:
+        raise
+    except Exception:
+        log.debug("reading %s row by row after an error", label, exc_info=True)
+    out: list[_T | None] = []
+    for i in range(len(df)):
+        row = df.iloc[i : i + 1]
+        local = Rejections()
+        try:
+            (value,) = reader(row, local)
+        except Exception as exc:
+            rejections.add(i, f"{label} cannot be read from {_cell(row, column)}: {_error(exc)}")
+            out.append(None)
+            continue
+        if 0 in local.reasons:
+            rejections.add(i, local.reasons[0])
+        out.append(value)
+    return out
+
+
+def _cell(row: pd.DataFrame, column: Hashable | None) -> str:
+    if column is None:
+        return "this row"
+    try:
+        return show(row[column].iloc[0])
+    except Exception:
+        return "this cell"
+
+
+def _error(exc: Exception) -> str:
+    try:
+        text = str(exc)
+    except Exception:
+        text = ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _encode_fast(

@@ -2,6 +2,12 @@
 group ids. Each reader returns one value per row and adds a reason for each row it
 cannot use; :mod:`cms_magic.events.times` reads the ``time`` field the same way.
 
+Values that are not text become text faithfully or not at all: a dict, a list or an
+array is written as compact JSON; bytes are decoded as UTF-8 (bytes that are not
+UTF-8 reject their row); a ``Decimal('sNaN')`` rejects its row; anything else is
+its ``str``. The whole row as JSON (the default content) writes floats so that they
+read back exactly (orjson's shortest round-trip text; NaN and infinities as null).
+
 The common case (every value already a string, an integer dtype) is checked with
 array operations, without Python code per row.
 """
@@ -17,7 +23,17 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from cms_magic.events._values import Rejections, field_label, is_missing, object_values, show
+from cms_magic.events._values import (
+    Rejections,
+    bytes_text,
+    field_label,
+    integer_values,
+    is_missing,
+    is_signaling_nan,
+    object_values,
+    show,
+    to_json,
+)
 from cms_magic.events.mapping import template_columns
 from cms_magic.protocol import GROUP_ID_MAX
 
@@ -33,7 +49,10 @@ def _all_strings(values: list[Any]) -> bool:
 
     if not len(values):
         return True
-    return bool(pd.api.types.infer_dtype(values, skipna=False) == "string")
+    try:
+        return bool(pd.api.types.infer_dtype(values, skipna=False) == "string")
+    except Exception:  # a value pandas cannot inspect: the row-by-row path judges it
+        return False
 
 
 def text_column(
@@ -61,9 +80,29 @@ def text_column(
         if value is None or is_missing(value):
             rejections.add(i, f"{label} is required, got {'None' if value is None else 'NaN'}")
             values[i] = None
-        else:
-            values[i] = str(value)
+            continue
+        text, problem = as_text(value)
+        if problem is not None:
+            rejections.add(i, f"{label} {problem}")
+        elif not text:
+            rejections.add(i, f"{label} must be a non-empty string, got {show(value)}")
+        values[i] = text
     return values
+
+
+def as_text(value: Any) -> tuple[str | None, str | None]:
+    """A value that is not a ``str`` as event text, or (None, why not)."""
+    if isinstance(value, (bytes, bytearray, memoryview)):
+        return bytes_text(value)
+    if isinstance(value, (dict, list, tuple, np.ndarray)):
+        try:
+            return to_json(value).decode("utf-8"), None
+        except TypeError as exc:  # orjson.JSONEncodeError is a TypeError
+            why = exc.__cause__ or exc  # orjson wraps what json_default raised
+            return None, f"cannot be written as JSON ({why}): {show(value)}"
+    if is_signaling_nan(value):
+        return None, f"must be text or a number, got {show(value)} (a signaling NaN)"
+    return str(value), None
 
 
 def template_column(df: pd.DataFrame, template: str, rejections: Rejections) -> list[str | None]:
@@ -109,37 +148,60 @@ def template_column(df: pd.DataFrame, template: str, rejections: Rejections) -> 
 
 
 def row_json_column(df: pd.DataFrame, rejections: Rejections) -> list[str | None]:
-    """Each row as compact JSON (the default content), via pandas' C encoder when it can."""
-    if df.columns.is_unique and len(df):
+    """Each row as compact JSON (the default content), a column of JSON values at a time.
+
+    Keys are the column labels as text (the mapping has checked that they are unique).
+    Floats are written by orjson, so they read back exactly; times as ISO 8601 with
+    milliseconds (tz-aware ones in UTC with ``Z``); missing values as null.
+    """
+    n = len(df)
+    keys = [orjson.dumps(str(c)).replace(b"%", b"%%") for c in df.columns]
+    columns = [_json_values(df.iloc[:, j], str(c), rejections) for j, c in enumerate(df.columns)]
+    template = b"{" + b",".join(key + b":%b" for key in keys) + b"}"
+    rows = zip(*columns, strict=True) if columns else repeat((), n)
+    return [row.decode("utf-8") for row in map(template.__mod__, rows)]
+
+
+def _json_values(series: pd.Series, key: str, rejections: Rejections) -> list[bytes]:
+    """One column's values as JSON texts (``null`` where a value cannot be written; its row
+    is rejected)."""
+    import pandas as pd
+
+    dtype = series.dtype
+    dumps = orjson.dumps
+    if isinstance(dtype, np.dtype):
+        if (dtype.kind == "f" and dtype.itemsize == 8) or dtype.kind in "iub":
+            return list(map(dumps, series.to_numpy().tolist()))
+        if dtype.kind == "f":  # float16/32: numpy scalars, written by their own shortest text
+            return [dumps(v, option=orjson.OPT_SERIALIZE_NUMPY) for v in series.to_numpy()]
+        if dtype.kind == "M":
+            return _json_times(series.array.asi8, series.array.unit, b'"')
+    if isinstance(dtype, pd.DatetimeTZDtype):
+        return _json_times(series.array.asi8, dtype.unit, b'Z"')
+    values = object_values(series)
+    try:
+        return list(map(to_json, values))
+    except TypeError:
+        pass  # some value cannot be written: find it, row by row
+    out: list[bytes] = []
+    for i, value in enumerate(values):
         try:
-            text = df.to_json(
-                orient="records",
-                lines=True,
-                force_ascii=False,
-                date_format="iso",
-                date_unit="ms",
-                double_precision=15,
-                default_handler=str,
-            )
-        except (UnicodeError, ValueError, TypeError, OverflowError):
-            pass
-        else:
-            lines: list[str | None] = list(text.rstrip("\n").split("\n"))
-            if len(lines) == len(df):
-                return lines
-    # Slow path, row by row: duplicate column names, lone surrogates, exotic objects.
-    keys = [str(c) for c in df.columns]
-    columns = [df.iloc[:, j].to_numpy(dtype=object).tolist() for j in range(df.shape[1])]
-    out: list[str | None] = []
-    for i, row in enumerate(zip(*columns, strict=True) if columns else repeat((), len(df))):
-        record = {}
-        for key, value in zip(keys, row, strict=True):
-            record[key] = None if is_missing(value) else value
-        try:
-            out.append(orjson.dumps(record, default=str, option=orjson.OPT_NON_STR_KEYS).decode())
-        except (orjson.JSONEncodeError, TypeError) as exc:
-            rejections.add(i, f"'content' (the row as JSON) cannot be encoded: {exc}")
-            out.append(None)
+            out.append(to_json(value))
+        except TypeError as exc:
+            why = exc.__cause__ or exc  # orjson wraps what json_default raised
+            rejections.add(i, f"'content' (the row as JSON) cannot write column {key!r}: {why}")
+            out.append(b"null")
+    return out
+
+
+def _json_times(values: np.ndarray[Any, Any], unit: str, close: bytes) -> list[bytes]:
+    """Datetimes as JSON strings ``"2024-03-01T08:00:00.123"`` (``close`` ends them)."""
+    missing = values == np.iinfo(np.int64).min
+    stamps = values.astype(f"M8[{unit}]").astype("M8[ms]")
+    texts = np.char.encode(np.datetime_as_string(stamps, unit="ms"), "ascii").tolist()
+    out = [b'"' + t + close for t in texts]
+    for i in np.flatnonzero(missing).tolist():
+        out[i] = b"null"
     return out
 
 
@@ -150,10 +212,20 @@ def group_column(
     label = field_label("groupId", column)
     kind = series.dtype.kind
     if kind in "iu":
-        array = series.to_numpy()
+        array, missing = integer_values(series)
         values: list[Any] = array.tolist()
-        for i in np.flatnonzero(array < 0).tolist():
-            rejections.add(i, f"{label} must be a non-negative integer, got {values[i]}")
+        if kind == "u":
+            bad = array > GROUP_ID_MAX  # above the API's Long
+            rule = "must be a non-negative 64-bit integer"
+        else:
+            bad = array < 0
+            rule = "must be a non-negative integer"
+        if missing is not None:
+            bad &= ~missing
+            for i in np.flatnonzero(missing).tolist():
+                values[i] = None  # a missing group id: the event goes without one
+        for i in np.flatnonzero(bad).tolist():
+            rejections.add(i, f"{label} {rule}, got {values[i]}")
         return values
     values = object_values(series)
     out: list[int | None] = []

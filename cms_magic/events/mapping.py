@@ -132,9 +132,20 @@ class EventMapping:
             template_columns(self.content_template, labels)
         elif found["content_col"] is None:
             default = _matching(labels, "content")
+            if len(default) > 1:
+                raise MappingError(
+                    f"names {len(default)} columns (the frame's column labels are not unique), "
+                    "so the content would be a guess",
+                    option="content_col",
+                    value="content",
+                    column=default[0],
+                    hint="rename the columns, or give content_col or content_template",
+                )
             if len(default) == 1:
                 found["content_col"] = default[0]
-        if all(found[option] is getattr(self, option) for option in _COLUMN_OPTIONS):
+            else:
+                _check_row_json_keys(labels)
+        if all(_unchanged(found[option], getattr(self, option)) for option in _COLUMN_OPTIONS):
             return self
         return replace(self, **found)  # type: ignore[arg-type]
 
@@ -283,6 +294,31 @@ def _column(labels: list[Hashable], option: str, wanted: Hashable | None) -> Has
         column=wanted,
         hint=_near(labels, wanted),
     )
+
+
+def _check_row_json_keys(labels: list[Hashable]) -> None:
+    """The whole row as JSON needs one key per column: labels whose text repeats cannot be."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for label in labels:
+        key = str(label)
+        if key in seen and key not in repeated:
+            repeated.append(key)
+        seen.add(key)
+    if repeated:
+        raise MappingError(
+            f"not given, so the content is the whole row as JSON, whose keys must be unique; "
+            f"the frame's column labels repeat {', '.join(map(repr, repeated))}",
+            option="content_col",
+            column=repeated[0],
+            hint="rename the columns, or give content_col or content_template",
+        )
+
+
+def _unchanged(found: Hashable | None, given: Hashable | None) -> bool:
+    """The label found is the one given (an equal label of the same type counts: a string
+    column index backed by pyarrow gives new ``str`` objects)."""
+    return found is given or (type(found) is type(given) and _same(found, given))
 
 
 def _same(label: Hashable, wanted: Hashable) -> bool:

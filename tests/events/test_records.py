@@ -51,8 +51,14 @@ def test_event_json_matches_the_document_example() -> None:
         (
             {"name": "n", "content": "c", "time": "yesterday"},
             "time",
-            "must be yyyyMMdd'T'HHmmss.SSSZ (e.g. 20171023T144439.948+0800), "
-            "epoch milliseconds or ISO 8601, got 'yesterday'",
+            "must be a date-time, not a word: got 'yesterday' (a word such as now or today "
+            "would stamp the moment of sending, not when the event happened)",
+        ),
+        (
+            {"name": "n", "content": "c", "time": "not a time"},
+            "time",
+            "must be yyyyMMdd'T'HHmmss.SSSZ (e.g. 20171023T144439.948+0800), epoch "
+            "milliseconds, an ISO 8601 date-time or a date (2024-01-31), got 'not a time'",
         ),
         (
             {"name": "n", "content": "c", "time": 5},
