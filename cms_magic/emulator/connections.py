@@ -341,7 +341,7 @@ class ConnectionHub:
             try:
                 connection.sock.settimeout(self.idle_timeout)
                 keep = self._handle(connection)
-            except OSError:  # the client went away
+            except Exception:  # the client went away (OSError); the owner reports the rest
                 keep = False
             finally:
                 with self._lock:

@@ -374,9 +374,7 @@ class EmulatorServer:
                 return
             self._stopped = True
             self.stopping.set()
-            started = self._started
-        if started:
-            self._hub.stop()
+        self._hub.stop()  # also when never started: it holds a wake-up socket pair
         self.server_close()
 
     def __enter__(self) -> EmulatorServer:
