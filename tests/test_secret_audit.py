@@ -22,7 +22,7 @@ import pytest
 
 import cms_magic
 from cms_magic.credentials.static import Credentials, resolve_credentials
-from cms_magic.emulator import Emulator, Faults, serve
+from cms_magic.emulator import ADMIN_TOKEN_HEADER, Emulator, Faults, serve
 from cms_magic.sending.client import Client
 
 SECRET = "SECRET-AUDIT-CANARY-9d2f7c"
@@ -72,8 +72,11 @@ def test_no_secret_in_any_core_output(caplog: pytest.LogCaptureFixture, tmp_path
             sink.add(result.events.to_string(), result.requests.to_string(), result.failed())
         sink.add(job, client, client.auth, creds, wrong, server, server.emulator)
         sink.add(json.dumps(server.requests()), json.dumps(server.events()))
-        admin = httpx.get(server.url + "/_emulator/requests").text
-        sink.add(admin)
+        answer = httpx.get(
+            server.url + "/_emulator/requests", headers={ADMIN_TOKEN_HEADER: server.admin_token}
+        )
+        assert answer.status_code == 200  # the log over HTTP is audited too
+        sink.add(answer.text)
     # Exceptions: a refused key as an error, malformed credential files, bad arguments.
     errors: list[BaseException] = []
     for attempt in (

@@ -95,7 +95,7 @@ p.name_value.value = "health_check"
 p.content_mode.value = "template"
 p.content_template.value = "{check} check on {host}: {status} in {latency_ms} ms"
 with open(os.environ["CMS_PANEL_STATE"], "w") as f:
-    json.dump({"emulator": emulator.embedded().url}, f)
+    json.dump({"emulator": emulator.embedded().url, "admin_token": emulator.embedded().admin_token}, f)
 p
 """
 
@@ -363,8 +363,12 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             expect(page.locator("button.cms-cancel")).to_be_disabled()
 
             # The emulator (in the kernel) holds every row.
-            emulator_url = json.loads(lab.state_file.read_text())["emulator"]
-            stored = httpx.get(f"{emulator_url}/_emulator/events", trust_env=False).json()
+            state = json.loads(lab.state_file.read_text())
+            stored = httpx.get(
+                f"{state['emulator']}/_emulator/events",
+                headers={"x-emulator-admin-token": state["admin_token"]},
+                trust_env=False,
+            ).json()
             assert len(stored) == ROWS
             assert {event["name"] for event in stored} == {"health_check"}
             assert stored[0]["content"] == "http check on web-01.prod: degraded in 12 ms"

@@ -18,7 +18,14 @@ import pandas as pd
 import pytest
 
 import cms_magic
-from cms_magic.emulator import Emulator, EmulatorServer, Faults, demo_credentials, serve
+from cms_magic.emulator import (
+    ADMIN_TOKEN_HEADER,
+    Emulator,
+    EmulatorServer,
+    Faults,
+    demo_credentials,
+    serve,
+)
 from cms_magic.protocol import MAX_EVENTS_PER_REQUEST
 from cms_magic.sending.client import Client
 
@@ -62,8 +69,12 @@ def test_fault_draws_are_reproducible_with_a_seed() -> None:
 
 
 def test_faults_over_http_and_each_one_over_a_socket() -> None:
-    with serve(qps=0) as server:
-        admin = httpx.Client(base_url=server.url)
+    with (
+        serve(qps=0) as server,
+        httpx.Client(
+            base_url=server.url, headers={ADMIN_TOKEN_HEADER: server.admin_token}
+        ) as admin,
+    ):
         assert admin.get("/_emulator/faults").json()["error_500"] == 0.0
         assert admin.post("/_emulator/faults", json={"bogus": 1}).status_code == 400
         set_to = admin.post("/_emulator/faults", json={"reset_before": 1.0}).json()
