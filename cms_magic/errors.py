@@ -12,6 +12,7 @@ The hierarchy::
     ├── SendError                 a whole send had to stop; ``.result`` holds the partial result
     │   ├── AuthError             the service refused the credentials (signature, key, permission)
     │   └── EventsNotAcceptedError  a caller asked to fail when some events were not accepted
+    ├── EmulatorStoppedError      a stopped emulator server was started again (also RuntimeError)
     ├── QuickstartError           ``make demo`` / ``python -m cms_magic.quickstart`` cannot run
     └── InternalError             a bug in cms_magic: please report it
 
@@ -28,6 +29,9 @@ too large for a request) are *not* exceptions: they become rows with status
 ``rejected`` and a reason, so nothing is lost and one bad row never hides the
 others.
 
+And one warning: :class:`RemoteBindWarning`, when the emulator is told to listen
+where other hosts can reach it.
+
 This module imports nothing of ours, so every other module may import it.
 """
 
@@ -42,11 +46,13 @@ __all__ = [
     "CmsError",
     "ConfigError",
     "CredentialsError",
+    "EmulatorStoppedError",
     "EventsNotAcceptedError",
     "InputError",
     "InternalError",
     "MappingError",
     "QuickstartError",
+    "RemoteBindWarning",
     "SendError",
     "Subject",
     "TargetError",
@@ -212,6 +218,14 @@ class EventsNotAcceptedError(SendError):
 
     def _render_traceback_(self) -> list[str]:
         return [f"{type(self).__name__}: {self}"]
+
+
+class EmulatorStoppedError(CmsError, RuntimeError):
+    """``EmulatorServer.start`` on a server that was stopped (a server runs once)."""
+
+
+class RemoteBindWarning(UserWarning):
+    """The emulator was told to listen where other hosts can reach it (``allow_remote``)."""
 
 
 class QuickstartError(CmsError):

@@ -10,13 +10,9 @@ from __future__ import annotations
 
 import ipaddress
 
-from cms_magic.errors import ConfigError
+from cms_magic.errors import ConfigError, RemoteBindWarning
 
 __all__ = ["RemoteBindWarning", "check_bind_host", "check_count", "check_seconds"]
-
-
-class RemoteBindWarning(UserWarning):
-    """The emulator was told to listen where other hosts can reach it (``allow_remote``)."""
 
 
 def check_bind_host(host: str, *, allow_remote: bool) -> str | None:

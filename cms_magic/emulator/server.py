@@ -45,7 +45,7 @@ from cms_magic.emulator.connections import Connection, ConnectionHub
 from cms_magic.emulator.service import Emulator, EmulatorResponse, demo_credentials, json_response
 from cms_magic.emulator.store import Event, RequestRecord
 from cms_magic.emulator.validation import declared_length, header_pairs, show, too_large
-from cms_magic.errors import CmsError
+from cms_magic.errors import EmulatorStoppedError
 from cms_magic.protocol import DEFAULT_QPS
 
 __all__ = [
@@ -219,10 +219,6 @@ def _head_bytes(answer: EmulatorResponse, *, close: bool) -> bytes:
     if close:
         lines.append("Connection: close")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-class EmulatorStoppedError(CmsError, RuntimeError):
-    """:meth:`EmulatorServer.start` on a server that was stopped (a server runs once)."""
 
 
 class EmulatorServer:
