@@ -9,6 +9,14 @@ reason that names the field, the rule and the value, so every input row is
 accounted for. A mapping that cannot work for any row (a column that does not
 exist) raises :class:`~cms_magic.errors.MappingError` at once, with fields.
 
+Each field is read through :func:`_read`, a net under the column readers: a cell
+that makes a reader raise (an object whose ``str`` raises, a dtype pandas cannot
+convert) has the chunk read again one row at a time, and only that row is
+rejected, with the error. So converting a chunk never raises for a cell, and a
+send never stops for one; only a problem of the whole frame (a mapped column that
+does not exist, or whose label names several columns) raises, before anything is
+sent.
+
 A chunk where every row is valid is encoded by one ``bytes`` template filled by
 C code (:func:`_encode_fast`); a chunk with a rejected row goes row by row
 (:func:`_encode_rows`). Both write the same bytes.

@@ -40,7 +40,15 @@ from typing import TYPE_CHECKING, Any, Final
 import numpy as np
 
 from cms_magic.errors import ConfigError, InputError
-from cms_magic.events._values import Rejections, field_label, integer_values, is_missing, show
+from cms_magic.events._stamps import DAY_MS, days_from_civil, format_wall
+from cms_magic.events._values import (
+    Rejections,
+    field_label,
+    integer_values,
+    is_missing,
+    object_values,
+    show,
+)
 from cms_magic.events.mapping import resolve_tz
 
 if TYPE_CHECKING:
@@ -66,7 +74,6 @@ _EPOCH_MS_MAX: Final = 4_102_444_800_000
 # Any time: 1900-01-01 .. 2100-01-01 UTC.
 _TIME_MS_MIN: Final = -2_208_988_800_000
 _TIME_MS_MAX: Final = _EPOCH_MS_MAX
-_DAY_MS: Final = 86_400_000
 _EPOCH: Final = datetime(1970, 1, 1)
 _MS: Final = timedelta(milliseconds=1)
 _UNIT_MS: Final = {"s": -1000, "ms": 1, "us": 1000, "ns": 1_000_000}
@@ -82,97 +89,6 @@ def format_time(value: datetime, tz: str | tzinfo | None = None) -> str:
     if formatted is None:
         raise ConfigError(reason or "cannot be formatted", option="value", value=value)
     return formatted
-
-
-def _digit_table(width: int) -> np.ndarray[Any, Any]:
-    """Entry ``v`` is the ASCII digits of ``v``, zero-padded to ``width`` (dtype ``S<width>``).
-
-    Built with array arithmetic (0.4 ms at import for all three tables; 3.3 ms by
-    formatting each number in Python).
-    """
-    values = np.arange(10**width)
-    digits = np.stack(
-        [(values // 10 ** (width - 1 - k)) % 10 + ord("0") for k in range(width)], axis=1
-    ).astype(np.uint8)
-    return digits.view(f"S{width}").ravel()
-
-
-_DIGITS = {width: _digit_table(width) for width in (2, 3, 4)}
-
-# One formatted time, ``yyyyMMdd'T'HHmmss.SSS+HHMM``, as a record of fixed-width fields
-# laid over its 24 bytes: each field is filled by one gather from a 1-D digit table
-# (a gather into a 2-D table is ~10x slower).
-_STAMP = np.dtype(
-    {
-        "names": ["Y", "M", "D", "T", "h", "m", "s", "dot", "ms", "sign", "oh", "om"],
-        "formats": ["S4", "S2", "S2", "S1", "S2", "S2", "S2", "S1", "S3", "S1", "S2", "S2"],
-        "offsets": [0, 4, 6, 8, 9, 11, 13, 15, 16, 19, 20, 22],
-        "itemsize": 24,
-    }
-)
-
-
-def _format_wall(wall_ms: np.ndarray[Any, Any], offset_min: np.ndarray[Any, Any]) -> list[bytes]:
-    """Format wall-clock epoch milliseconds plus UTC offsets, with integer arithmetic only.
-
-    Returns ASCII bytes (what the encoder splices into the event JSON). Every value
-    must lie in years 1000..9999 and every offset within +-99:59 (callers check).
-    """
-    n = len(wall_ms)
-    if n == 0:
-        return []
-    wall_ms = wall_ms.astype(np.int64)
-    days, ms_of_day = np.divmod(wall_ms, _DAY_MS)
-    # Howard Hinnant's civil_from_days, vectorised.
-    z = days + 719_468
-    era = np.floor_divide(z, 146_097)
-    doe = z - era * 146_097
-    yoe = (doe - doe // 1460 + doe // 36_524 - doe // 146_096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    day = doy - (153 * mp + 2) // 5 + 1
-    month = np.where(mp < 10, mp + 3, mp - 9)
-    year = yoe + era * 400 + (month <= 2)
-    hour, rest = np.divmod(ms_of_day, 3_600_000)
-    minute, rest = np.divmod(rest, 60_000)
-    second, milli = np.divmod(rest, 1000)
-    offset = offset_min.astype(np.int64)
-    off_h, off_m = np.divmod(np.abs(offset), 60)
-
-    two, three, four = _DIGITS[2], _DIGITS[3], _DIGITS[4]
-    out = np.empty(n, dtype=_STAMP)
-    out["Y"] = four[year]
-    out["M"] = two[month]
-    out["D"] = two[day]
-    out["T"] = b"T"
-    out["h"] = two[hour]
-    out["m"] = two[minute]
-    out["s"] = two[second]
-    out["dot"] = b"."
-    out["ms"] = three[milli]
-    out["sign"] = np.where(offset < 0, b"-", b"+")
-    out["oh"] = two[off_h]
-    out["om"] = two[off_m]
-    stamps: list[bytes] = out.view("S24").tolist()
-    return stamps
-
-
-def format_wall_text(wall_ms: np.ndarray[Any, Any], offset_min: np.ndarray[Any, Any]) -> list[str]:
-    """:func:`_format_wall` as text."""
-    return [stamp.decode("ascii") for stamp in _format_wall(wall_ms, offset_min)]
-
-
-def _days_from_civil(
-    year: np.ndarray[Any, Any], month: np.ndarray[Any, Any], day: np.ndarray[Any, Any]
-) -> np.ndarray[Any, Any]:
-    """Days since 1970-01-01 of each (year, month, day) (Howard Hinnant's days_from_civil)."""
-    y = year - (month <= 2)
-    era = np.floor_divide(y, 400)
-    yoe = y - era * 400
-    doy = (153 * np.where(month > 2, month - 3, month + 9) + 2) // 5 + day - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    result: np.ndarray[Any, Any] = era * 146_097 + doe - 719_468
-    return result
 
 
 def _settle(
@@ -197,7 +113,7 @@ def _settle(
     todo = np.ones(len(wall), dtype=bool) if skip is None else ~skip
     if naive is not None:
         naive = naive & todo
-        near = (wall >= _TIME_MS_MIN - _DAY_MS) & (wall < _TIME_MS_MAX + _DAY_MS)
+        near = (wall >= _TIME_MS_MIN - DAY_MS) & (wall < _TIME_MS_MAX + DAY_MS)
         problem[naive & ~near] = _OUT_OF_RANGE  # not worth asking the zone about
         where = np.flatnonzero(naive & near)
         if len(where):
@@ -215,7 +131,7 @@ def _settle(
     if placeholder.any():
         wall[placeholder] = 0
         offset[placeholder] = 0
-    return _format_wall(wall, offset), problem
+    return format_wall(wall, offset), problem
 
 
 def _to_ms(values: np.ndarray[Any, Any], unit: str) -> np.ndarray[Any, Any]:
@@ -287,8 +203,6 @@ def time_column(
         for i in np.flatnonzero(bad).tolist():
             rejections.add(i, _epoch_reason(label, int(values[i])))
         return out
-    from cms_magic.events._values import object_values
-
     objects = object_values(series)
     out = [None] * n
     strings = [i for i, v in enumerate(objects) if type(v) is str]
@@ -371,7 +285,7 @@ def _parsed_times(parts: pd.DataFrame, iso: bool, tz: tzinfo) -> list[bytes | in
         & (hour <= 23) & (minute <= 59) & (second <= 59) & (offset != _BAD_OFFSET)
     )  # fmt: skip
     wall = (
-        _days_from_civil(year, month, day) * _DAY_MS
+        days_from_civil(year, month, day) * DAY_MS
         + hour * 3_600_000 + minute * 60_000 + second * 1000 + milli
     )  # fmt: skip
     stamps, problem = _settle(wall, np.where(real, offset, 0), naive, ~real, tz)
@@ -481,7 +395,7 @@ def scalar_time(
             delta = value.utcoffset()
             offset = 0 if delta is None else delta // timedelta(minutes=1)
     elif isinstance(value, date):
-        wall = (value - _EPOCH.date()).days * _DAY_MS
+        wall = (value - _EPOCH.date()).days * DAY_MS
     elif isinstance(value, np.datetime64):
         wall = int(value.astype("datetime64[ms]").astype(np.int64))
     else:
