@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import http
-import importlib
 import socket
 import struct
 import sys
@@ -459,22 +458,3 @@ def serve(
         allow_remote=allow_remote,
     )
     return server.start()
-
-
-# --------------------------------------------------------------------------- moved names
-
-#: Names that moved to :mod:`cms_magic.emulator.embedded`, still readable here until
-#: every caller imports them from :mod:`cms_magic.emulator`. Looked up on first use:
-#: ``embedded`` builds on this module, so importing it here would be a cycle.
-_MOVED: Final = {
-    "embedded": "cms_magic.emulator.embedded",
-    "embedded_running": "cms_magic.emulator.embedded",
-    "stop_embedded": "cms_magic.emulator.embedded",
-}
-
-
-def __getattr__(name: str) -> Any:
-    module = _MOVED.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)

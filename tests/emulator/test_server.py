@@ -16,7 +16,6 @@ import httpx
 import pytest
 
 from cms_magic.emulator import EmulatorServer, Faults, demo_credentials, serve
-from cms_magic.emulator import server as server_module
 from cms_magic.emulator.server import ADMIN_TOKEN_HEADER, EmulatorStoppedError
 from cms_magic.errors import CmsError
 from cms_magic.protocol import MAX_BODY_BYTES, UPLOAD_PATH
@@ -222,14 +221,3 @@ def test_a_reset_drops_the_connection_and_a_delay_holds_the_answer(
     started = time.monotonic()
     emulator.stop()  # ends the held answer at once
     assert time.monotonic() - started < 3
-
-
-def test_the_embedded_names_are_still_readable_from_the_server_module() -> None:
-    from cms_magic.emulator import embedded, embedded_running, stop_embedded
-
-    assert server_module.embedded is embedded
-    assert server_module.embedded_running is embedded_running
-    assert server_module.stop_embedded is stop_embedded
-    assert server_module.demo_credentials is demo_credentials
-    with pytest.raises(AttributeError, match="no attribute 'nothing'"):
-        server_module.nothing  # noqa: B018 - the attribute lookup is the test
