@@ -14,6 +14,11 @@ typed handle; this module keeps the list of them, so :func:`reset` (the test
 suite's autouse fixture, or a user who wants a fresh start) clears everything
 at once, and :func:`names` says what there is. This module imports nothing of
 ours: any module may use it without an import cycle.
+
+One thing is deliberately not here: the library's event loop thread
+(:mod:`cms_magic.sending._loop`). It is machinery, not remembered state: a
+reset that stopped it could strand a background send still running on it,
+and a new loop per reset would leak a thread each time.
 """
 
 from __future__ import annotations
