@@ -18,6 +18,7 @@ only orders these decisions.
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -142,20 +143,28 @@ def classify(
 
 
 def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
-    """Seconds from a ``Retry-After`` header: a number, or an HTTP date (minus ``now``)."""
+    """Seconds from a ``Retry-After`` header: a number, or an HTTP date (minus ``now``).
+
+    Nonsense is no hint (None, so the backoff decides): a negative, infinite or
+    NaN number, or a date already past. Honouring ``Retry-After: -5`` as "now"
+    would let a broken server drive the retries into a tight loop.
+    """
     if value is None:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
         return None
     if now is None:
         now = time.time()
-    return max(0.0, when.timestamp() - now)
+    left = when.timestamp() - now
+    return left if left >= 0 else None
 
 
 def decide(verdict: Verdict, http_status: int) -> Decision:

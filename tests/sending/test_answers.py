@@ -46,12 +46,24 @@ def test_retry_after_is_read() -> None:
     assert verdict.retry_after == 2.0
 
 
+@pytest.mark.parametrize("nonsense", ["-5", "-0.1", "nan", "inf", "-inf"])
+def test_nonsense_retry_after_is_no_hint_and_the_backoff_decides(nonsense: str) -> None:
+    assert parse_retry_after(nonsense) is None
+    verdict = classify(429, b"slow down", {"retry-after": nonsense})
+    assert verdict.retry_after is None
+
+
+def test_a_retry_after_date_already_past_is_no_hint() -> None:
+    now = 1_800_000_000.0
+    assert parse_retry_after(email.utils.formatdate(now - 60, usegmt=True), now=now) is None
+
+
 def test_retry_after_as_a_date_is_relative_to_now() -> None:
     now = 1_800_000_000.0
     date = email.utils.formatdate(now + 7, usegmt=True)
     assert parse_retry_after(date, now=now) == pytest.approx(7.0)
-    assert parse_retry_after("-3") == 0.0
     assert parse_retry_after("soon") is None
+    assert parse_retry_after("0") == 0.0
     assert parse_retry_after(None) is None
     assert classify(200, b'{"code":"200"}', {"retry-after": "5"}).retry_after is None
 
