@@ -34,6 +34,7 @@ from urllib.parse import parse_qsl
 import httpx
 
 from cms_magic._version import __version__
+from cms_magic.credentials.secret import Secret
 from cms_magic.errors import ConfigError
 
 __all__ = [
@@ -193,7 +194,9 @@ class CmsAuth(httpx.Auth):
     auth flow for every attempt it makes, a retried request is signed again
     with a fresh Date.
 
-    The secret is held privately and never shown by ``repr``.
+    The secret and the token are held as :class:`~cms_magic.credentials.secret.Secret`
+    values (plain strings given are wrapped), revealed only at the HMAC and for the
+    token header: no attribute, cache or ``repr`` of the signer holds their text.
     """
 
     requires_request_body = True
@@ -201,7 +204,6 @@ class CmsAuth(httpx.Auth):
     __slots__ = (
         "_canonical",
         "_date",
-        "_key",
         "_replaced",
         "_resources",
         "_secret",
@@ -214,26 +216,27 @@ class CmsAuth(httpx.Auth):
     def __init__(
         self,
         access_key_id: str,
-        access_key_secret: str,
+        access_key_secret: str | Secret,
         *,
-        security_token: str | None = None,
+        security_token: str | Secret | None = None,
         source_ip: str | None = None,
         clock: Clock = time.time,
     ) -> None:
         self.access_key_id = access_key_id
-        self._secret = access_key_secret
-        self._key = access_key_secret.encode("utf-8")
-        self._token = security_token
+        self._secret = Secret(access_key_secret)
+        self._token = Secret(security_token) if security_token else None
+        del access_key_secret, security_token  # wrapped: no plain text left in this frame
         self.source_ip = source_ip
         self.clock = clock
         # Headers this signer writes; a request's own copies of them are replaced.
         replaced = {*_OWN_HEADERS, b"authorization"}
-        if security_token:
+        if self._token:
             replaced |= {b"x-cms-security-token", b"x-cms-caller-type"}
         self._replaced = frozenset(replaced)
-        # Caches of values that change rarely: the canonical x-cms headers per source IP,
+        # Caches of values that change rarely: the canonical x-cms headers per source IP
+        # (as the text before and after the token's value, so no cache holds the token),
         # the canonical resource per URL path, the Date text of the current second.
-        self._canonical: dict[str, str] = {}
+        self._canonical: dict[str, tuple[str, str]] = {}
         self._resources: dict[bytes, str] = {}
         self._date: tuple[int, str] = (-1, "")
 
@@ -302,8 +305,9 @@ class CmsAuth(httpx.Auth):
             ("x-cms-ip", source_ip),
             ("user-agent", agent if agent.startswith("cms_magic/") else USER_AGENT),
         ]
-        if self._token:
-            ours += [("x-cms-security-token", self._token), ("x-cms-caller-type", "token")]
+        token = None if self._token is None else self._token.reveal()
+        if token is not None:
+            ours += [("x-cms-security-token", token), ("x-cms-caller-type", "token")]
         if extra_signed:
             pairs = [
                 (_header_text(n, request.headers), _header_text(v, request.headers))
@@ -311,7 +315,8 @@ class CmsAuth(httpx.Auth):
             ]
             canonical = canonical_headers(pairs + ours)
         else:
-            canonical = self._canonical.get(source_ip) or self._cache_canonical(source_ip, ours)
+            before, after = self._canonical.get(source_ip) or self._cache_canonical(source_ip, ours)
+            canonical = before if token is None else before + token + after
         sign_string = string_to_sign(
             request.method,
             md5,
@@ -320,17 +325,24 @@ class CmsAuth(httpx.Auth):
             canonical,
             self._resource(request.url),
         )
-        digest = hmac.digest(self._key, sign_string.encode("utf-8"), "sha1").hex().upper()
+        key = self._secret.reveal().encode("utf-8")
+        digest = hmac.digest(key, sign_string.encode("utf-8"), "sha1").hex().upper()
         out = kept + [(name.encode("ascii"), value.encode("utf-8")) for name, value in ours]
         out.append((b"authorization", f"{self.access_key_id}:{digest}".encode()))
         request.headers = httpx.Headers(out)
         return sign_string
 
-    def _cache_canonical(self, source_ip: str, ours: list[tuple[str, str]]) -> str:
+    def _cache_canonical(self, source_ip: str, ours: list[tuple[str, str]]) -> tuple[str, str]:
+        """The canonical headers split around the token's value (all before it, if none)."""
         if len(self._canonical) >= 16:
             self._canonical.clear()
-        canonical = self._canonical[source_ip] = canonical_headers(ours)
-        return canonical
+        placeholder = "\x00"  # never in a header value, so the one split point
+        text = canonical_headers(
+            [(n, placeholder if n == "x-cms-security-token" else v) for n, v in ours]
+        )
+        before, _, after = text.partition(placeholder)
+        parts = self._canonical[source_ip] = (before, after)
+        return parts
 
     def _resource(self, url: httpx.URL) -> str:
         key = url.raw_path

@@ -273,3 +273,34 @@ def test_from_credentials_names_the_argument_it_cannot_use() -> None:
         CmsAuth.from_credentials(("id", "secret"))
     assert info.value.option == "credentials"
     assert "must be a cms_magic.Credentials, got a tuple" in str(info.value)
+
+
+def test_the_token_is_signed_alike_on_the_cached_and_the_general_path() -> None:
+    auth = CmsAuth("LTAI5tAbCdEfGh1234abcd", "s3cr3t", security_token="TOK-1", clock=lambda: 0.0)
+    cached = []
+    for _ in range(2):  # the first request fills the cache, the second reads it
+        request = httpx.Request("POST", "http://127.0.0.1/event/custom/upload", content=b"[]")
+        cached.append(auth.sign(request))
+    general = httpx.Request(
+        "POST", "http://127.0.0.1/event/custom/upload", content=b"[]", headers={"x-acs-z": "1"}
+    )
+    built = auth.sign(general)
+    assert cached[0] == cached[1]
+    assert "x-cms-security-token:TOK-1\nx-cms-signature:hmac-sha1" in cached[0]
+    assert "x-acs-z:1\n" in built
+    assert built.replace("x-acs-z:1\n", "") == cached[0]
+
+
+def test_the_signer_takes_secrets_and_holds_them_masked() -> None:
+    from cms_magic.credentials import Secret
+
+    plain = CmsAuth("id", "s3cr3t-value", security_token="TOK-value", clock=lambda: 0.0)
+    wrapped = CmsAuth("id", Secret("s3cr3t-value"), security_token=Secret("TOK-value"))
+    request = httpx.Request("POST", "http://127.0.0.1/x", content=b"[]")
+    other = httpx.Request("POST", "http://127.0.0.1/x", content=b"[]")
+    wrapped.clock = plain.clock
+    assert plain.sign(request) == wrapped.sign(other)
+    assert request.headers["authorization"] == other.headers["authorization"]
+    for auth in (plain, wrapped):
+        held = [repr(getattr(auth, name, None)) for name in CmsAuth.__slots__]
+        assert not any("s3cr3t" in text or "TOK-value" in text for text in held), held

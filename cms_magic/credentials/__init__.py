@@ -1,6 +1,7 @@
 """Where the AccessKey comes from: arguments, the environment, the aliyun CLI's config,
 ``credentials.ini`` (see :mod:`cms_magic.credentials.static` for the chain)."""
 
+from cms_magic.credentials.secret import Secret
 from cms_magic.credentials.static import (
     ENV_ACCESS_KEY_ID,
     ENV_ACCESS_KEY_SECRET,
@@ -19,6 +20,7 @@ __all__ = [
     "ENV_PROFILE",
     "ENV_SECURITY_TOKEN",
     "Credentials",
+    "Secret",
     "mask",
     "resolve_credentials",
 ]

@@ -19,18 +19,27 @@ never silently replace the profile a caller asked for.
 A secret never appears in a repr, a str or an exception message: the AccessKey id
 is shown masked, a token only as present or not, and a malformed file is
 described by its path, line and problem, never by its contents.
+
+Nor in a traceback rendered with its frames' locals (``%xmode Verbose``,
+``traceback`` with ``capture_locals=True``, pytest ``--showlocals``, error
+trackers), nor on a chained exception: the secret and the token are wrapped in a
+:class:`~cms_magic.credentials.secret.Secret` the moment they are read (from an
+argument, the environment or a file); the environment mapping and a file's text
+live only in helpers that return a value or a :class:`_Problem`, never raise, so
+their frames are gone before any error is raised, and no error is raised inside an
+``except`` block (so ``__context__`` is empty too).
 """
 
 from __future__ import annotations
 
-import configparser
-import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cms_magic.credentials.files import Draft, Problem, read_cli, read_ini
+from cms_magic.credentials.secret import Secret
 from cms_magic.errors import CredentialsError
 
 __all__ = [
@@ -40,6 +49,7 @@ __all__ = [
     "ENV_PROFILE",
     "ENV_SECURITY_TOKEN",
     "Credentials",
+    "Secret",
     "mask",
     "resolve_credentials",
 ]
@@ -78,52 +88,90 @@ def mask(value: str) -> str:
     return "****"
 
 
-@dataclass(frozen=True)
+def _wrap(value: object, option: str, *, optional: bool) -> Secret | Problem | None:
+    """``value`` stripped and wrapped in a :class:`Secret`, or what is wrong with it.
+
+    ``None`` (and, when ``optional``, an empty value) gives ``None``. Never raises, so
+    this frame, which holds the text, is never on a traceback.
+    """
+    if value is None and optional:
+        return None
+    if isinstance(value, Secret | str):
+        text = (value.reveal() if isinstance(value, Secret) else value).strip()
+    else:
+        kind = "a string or None" if optional else "a string"
+        return Problem(f"must be {kind}, got a {type(value).__name__}", option)
+    if not text:
+        return None if optional else Problem("must not be empty", option)
+    if not text.isprintable():
+        return Problem("must not contain control characters", option)
+    return Secret(text)
+
+
+def _as_secret(value: object) -> Secret | Problem:
+    wrapped = _wrap(value, "access_key_secret", optional=False)
+    return Problem("must not be empty", "access_key_secret") if wrapped is None else wrapped
+
+
+def _as_token(value: object) -> Secret | Problem | None:
+    return _wrap(value, "security_token", optional=True)
+
+
+def _check_id(value: object) -> str | Problem:
+    if not isinstance(value, str):
+        return Problem(f"must be a string, got a {type(value).__name__}", "access_key_id")
+    text = value.strip()
+    if not text:
+        return Problem("must not be empty", "access_key_id")
+    if any(ch.isspace() or ch == ":" or not ch.isprintable() for ch in text):
+        return Problem(
+            f"must not contain whitespace, ':' or control characters, got {mask(text)!r} (masked)",
+            "access_key_id",
+        )
+    return text
+
+
+@dataclass(frozen=True, init=False)
 class Credentials:
     """An AccessKey pair, an optional STS token, and a note of where they came from.
 
-    Values are stripped of surrounding whitespace; an empty token becomes ``None``.
-    The repr and str show only the masked id, whether a token is set, and the source.
+    ``access_key_secret`` and ``security_token`` are :class:`Secret` values (given as
+    plain strings, they are wrapped): masked in every rendering, their text only
+    through ``.reveal()``. Values are stripped of surrounding whitespace; an empty
+    token becomes ``None``. The repr and str show only the masked id, whether a token
+    is set, and the source.
     """
 
     access_key_id: str
-    access_key_secret: str = field(repr=False)
-    security_token: str | None = field(default=None, repr=False)
-    source: str = "explicit"
+    access_key_secret: Secret
+    security_token: Secret | None
+    source: str
 
-    def __post_init__(self) -> None:
-        for name in ("access_key_id", "access_key_secret"):
-            value: object = getattr(self, name)
-            if not isinstance(value, str):
-                raise CredentialsError(
-                    f"must be a string, got a {type(value).__name__}", option=name
-                )
-            if not value.strip():
-                raise CredentialsError("must not be empty", option=name)
-            object.__setattr__(self, name, value.strip())
-        if any(ch.isspace() or ch == ":" or not ch.isprintable() for ch in self.access_key_id):
-            raise CredentialsError(
-                "must not contain whitespace, ':' or control characters, "
-                f"got {mask(self.access_key_id)!r} (masked)",
-                option="access_key_id",
-            )
-        if not self.access_key_secret.isprintable():
-            raise CredentialsError(
-                "must not contain control characters", option="access_key_secret"
-            )
-        token: object = self.security_token
-        if token is not None:
-            if not isinstance(token, str):
-                raise CredentialsError(
-                    f"must be a string or None, got a {type(token).__name__}",
-                    option="security_token",
-                )
-            object.__setattr__(self, "security_token", token.strip() or None)
-        source: object = self.source
+    def __init__(
+        self,
+        access_key_id: str,
+        access_key_secret: str | Secret,
+        security_token: str | Secret | None = None,
+        source: str = "explicit",
+    ) -> None:
+        secret = _as_secret(access_key_secret)
+        token = _as_token(security_token)
+        del access_key_secret, security_token  # this frame may be on the traceback below
+        key_id = _check_id(access_key_id)
+        if isinstance(key_id, Problem):
+            raise key_id.error()
+        if isinstance(secret, Problem):
+            raise secret.error()
+        if isinstance(token, Problem):
+            raise token.error()
         if not isinstance(source, str):
             raise CredentialsError(
                 f"must be a string, got a {type(source).__name__}", option="source"
             )
+        object.__setattr__(self, "access_key_id", key_id)
+        object.__setattr__(self, "access_key_secret", secret)
+        object.__setattr__(self, "security_token", token)
+        object.__setattr__(self, "source", source)
 
     @property
     def masked_id(self) -> str:
@@ -131,19 +179,51 @@ class Credentials:
         return mask(self.access_key_id)
 
     def __repr__(self) -> str:
-        token = "<set>" if self.security_token else "None"
+        # getattr: a half-built instance (its __init__ raising) is repr'd by traceback tools
+        key_id = getattr(self, "access_key_id", None)
+        token = "<set>" if getattr(self, "security_token", None) else "None"
         return (
-            f"Credentials(access_key_id={self.masked_id!r}, security_token={token}, "
-            f"source={self.source!r})"
+            f"Credentials(access_key_id={None if key_id is None else mask(key_id)!r}, "
+            f"security_token={token}, source={getattr(self, 'source', None)!r})"
         )
 
     __str__ = __repr__
 
 
+@dataclass(frozen=True)
+class _Environment:
+    """What the resolution reads of the environment, the secret and token already wrapped."""
+
+    key_id: str | None
+    secret: Secret | None
+    token: Secret | None
+    profile: str | None
+    credentials_file: str | None
+
+
+def _read_environment(env: Mapping[str, str] | None) -> _Environment:
+    """The variables the chain uses; the mapping itself (which may hold any secret of the
+    process) stays in this frame, gone once it returns."""
+    environ: Mapping[str, str] = os.environ if env is None else env
+
+    def value(name: str) -> str | None:
+        text = environ.get(name)
+        return text if isinstance(text, str) and text.strip() else None
+
+    secret, token = value(ENV_ACCESS_KEY_SECRET), value(ENV_SECURITY_TOKEN)
+    return _Environment(
+        key_id=value(ENV_ACCESS_KEY_ID),
+        secret=None if secret is None else Secret(secret),
+        token=None if token is None else Secret(token),
+        profile=value(ENV_PROFILE),
+        credentials_file=value(ENV_CREDENTIALS_FILE),
+    )
+
+
 def resolve_credentials(
     access_key_id: str | None = None,
-    access_key_secret: str | None = None,
-    security_token: str | None = None,
+    access_key_secret: str | Secret | None = None,
+    security_token: str | Secret | None = None,
     *,
     profile: str | None = None,
     env: Mapping[str, str] | None = None,
@@ -157,45 +237,53 @@ def resolve_credentials(
     chosen profile exists nowhere, and when nothing resolves (the message then lists
     every place looked and how to provide credentials).
     """
-    environ: Mapping[str, str] = os.environ if env is None else env
+    # Wrapped at once: no frame of the chain holds a plain secret, token or environment.
+    secret = None if access_key_secret is None else _opaque(access_key_secret)
+    token = None if security_token is None else _opaque(security_token)
+    del access_key_secret, security_token
+    environment = _read_environment(env)
+    del env
     home_dir = Path.home() if home is None else home
 
     # 1. arguments
-    if access_key_id is not None or access_key_secret is not None:
-        if access_key_secret is None:
+    if access_key_id is not None or secret is not None:
+        if secret is None:
             raise CredentialsError("was given without access_key_secret", option="access_key_id")
         if access_key_id is None:
             raise CredentialsError("was given without access_key_id", option="access_key_secret")
-        return Credentials(access_key_id, access_key_secret, security_token, source="explicit")
-    if security_token is not None:
+        return Credentials(access_key_id, secret, token, source="explicit")
+    if token is not None:
         raise CredentialsError(
             "was given without access_key_id and access_key_secret", option="security_token"
         )
 
     # 2. environment, unless a profile was asked for by argument
     if profile is None:
-        found = _from_env(environ)
+        found = _from_env(environment)
         if found is not None:
             return found
 
-    chosen, chosen_from = _choose_profile(profile, environ)
+    chosen, chosen_from = _choose_profile(profile, environment)
 
     # 3. aliyun CLI
     cli_path = home_dir / _CLI_CONFIG
-    cli_creds, cli_profiles, cli_name = _from_cli(cli_path, chosen)
-    if cli_creds is not None:
-        return cli_creds
+    cli = read_cli(cli_path, chosen)
+    if isinstance(cli, Problem):
+        raise cli.error()
+    if cli.found is not None:
+        return _build(cli.found, f"aliyun CLI profile {cli.name!r} ({_CLI_CONFIG_DISPLAY})")
 
     # 4. credentials.ini
-    ini_path, ini_display = _ini_location(environ, home_dir)
-    ini_creds, ini_profiles = _from_ini(
-        ini_path, ini_display, chosen or _DEFAULT_PROFILE, explicit=chosen is not None
-    )
-    if ini_creds is not None:
-        return ini_creds
+    ini_path, ini_display = _ini_location(environment, home_dir)
+    ini_name = chosen or _DEFAULT_PROFILE
+    ini = read_ini(ini_path, ini_name, explicit=chosen is not None)
+    if isinstance(ini, Problem):
+        raise ini.error()
+    if ini.found is not None:
+        return _build(ini.found, f"credentials file profile {ini_name!r} ({ini_display})")
 
-    cli_state = _file_state(cli_path, cli_profiles)
-    ini_state = _file_state(ini_path, ini_profiles)
+    cli_state = _file_state(cli.profiles)
+    ini_state = _file_state(ini.profiles)
     if chosen is not None:
         raise CredentialsError(
             f"profile {chosen!r} ({chosen_from}) was not found: "
@@ -207,46 +295,46 @@ def resolve_credentials(
         f"  - environment {ENV_ACCESS_KEY_ID} / {ENV_ACCESS_KEY_SECRET} "
         f"(/ {ENV_SECURITY_TOKEN}): not set\n"
         f"  - aliyun CLI config {cli_path}: {cli_state}"
-        f"{'' if cli_profiles is None else f', none named {cli_name!r}'}\n"
+        f"{'' if cli.profiles is None else f', none named {cli.name!r}'}\n"
         f"  - credentials file {ini_path}: {ini_state}"
-        f"{'' if ini_profiles is None else f', none named {_DEFAULT_PROFILE!r}'}\n"
+        f"{'' if ini.profiles is None else f', none named {_DEFAULT_PROFILE!r}'}\n"
         f"{_HOW_TO}"
     )
 
 
-def _env_value(environ: Mapping[str, str], name: str) -> str | None:
-    value = environ.get(name)
-    if value is None or not value.strip():
-        return None
-    return value
+def _opaque(value: object) -> Any:
+    """An argument as this frame may hold it: a string wrapped in a :class:`Secret`; any
+    other type as is (Credentials names the type in its error)."""
+    return Secret(value) if isinstance(value, str | Secret) else value
 
 
-def _from_env(environ: Mapping[str, str]) -> Credentials | None:
-    key_id = _env_value(environ, ENV_ACCESS_KEY_ID)
-    secret = _env_value(environ, ENV_ACCESS_KEY_SECRET)
+def _build(draft: Draft, source: str) -> Credentials:
+    return Credentials(draft.key_id, draft.secret, draft.token, source=source)
+
+
+def _from_env(environment: _Environment) -> Credentials | None:
+    key_id, secret = environment.key_id, environment.secret
     if key_id is None and secret is None:
         return None
     if secret is None:
         raise CredentialsError(f"{ENV_ACCESS_KEY_ID} is set but {ENV_ACCESS_KEY_SECRET} is not")
     if key_id is None:
         raise CredentialsError(f"{ENV_ACCESS_KEY_SECRET} is set but {ENV_ACCESS_KEY_ID} is not")
-    token = _env_value(environ, ENV_SECURITY_TOKEN)
-    return Credentials(key_id, secret, token, source="environment")
+    return Credentials(key_id, secret, environment.token, source="environment")
 
 
-def _choose_profile(profile: str | None, environ: Mapping[str, str]) -> tuple[str | None, str]:
+def _choose_profile(profile: str | None, environment: _Environment) -> tuple[str | None, str]:
     """The profile explicitly chosen (by argument or environment), and by what."""
     if profile is not None:
         if not profile.strip():
             raise CredentialsError("must not be empty", option="profile", value=profile)
         return profile.strip(), "from the profile argument"
-    from_env = _env_value(environ, ENV_PROFILE)
-    if from_env is not None:
-        return from_env.strip(), f"from {ENV_PROFILE}"
+    if environment.profile is not None:
+        return environment.profile.strip(), f"from {ENV_PROFILE}"
     return None, "default"
 
 
-def _file_state(path: Path, profiles: list[str] | None) -> str:
+def _file_state(profiles: list[str] | None) -> str:
     if profiles is None:
         return "does not exist"
     if not profiles:
@@ -254,83 +342,9 @@ def _file_state(path: Path, profiles: list[str] | None) -> str:
     return f"exists, has profiles: {', '.join(profiles)}"
 
 
-def _read_text(path: Path) -> str | None:
-    """The file's text, ``None`` if it does not exist; never echoes contents in an error."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise CredentialsError(
-            f"cannot read {path}: {exc.strerror or type(exc).__name__}"
-        ) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise CredentialsError(f"{path} is not valid UTF-8 (byte offset {exc.start})") from None
-
-
-def _from_cli(path: Path, chosen: str | None) -> tuple[Credentials | None, list[str] | None, str]:
-    """Credentials from the aliyun CLI config, the profile names it has, and the name looked for.
-
-    The profile names are ``None`` when the file does not exist.
-    """
-    text = _read_text(path)
-    if text is None:
-        return None, None, chosen or _DEFAULT_PROFILE
-    try:
-        data: Any = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CredentialsError(
-            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    if not isinstance(data, dict):
-        raise CredentialsError(f"{path} must hold a JSON object, got {type(data).__name__}")
-    raw_profiles = data.get("profiles", [])
-    if not isinstance(raw_profiles, list):
-        raise CredentialsError(f"{path}: 'profiles' must be a list")
-    profiles: dict[str, dict[str, Any]] = {}
-    for i, item in enumerate(raw_profiles):
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
-            raise CredentialsError(f"{path}: profiles[{i}] must be an object with a string 'name'")
-        profiles.setdefault(item["name"], item)
-    names = list(profiles)
-    current = data.get("current")
-    name = chosen or (current if isinstance(current, str) and current else _DEFAULT_PROFILE)
-    item = profiles.get(name)
-    if item is None:
-        return None, names, name
-    return _cli_profile(path, name, item), names, name
-
-
-def _cli_profile(path: Path, name: str, item: dict[str, Any]) -> Credentials:
-    where = f"profile {name!r} in {path}"
-    mode = item.get("mode") or "AK"
-    if not isinstance(mode, str) or mode.lower() not in ("ak", "ststoken"):
-        raise CredentialsError(
-            f"{where} uses mode {mode!r}, which cms_magic does not support; use a profile "
-            f"with mode AK or StsToken, or set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} "
-            f"(and {ENV_SECURITY_TOKEN})"
-        )
-    sts = mode.lower() == "ststoken"
-    keys = ["access_key_id", "access_key_secret"] + (["sts_token"] if sts else [])
-    values: dict[str, str] = {}
-    for key in keys:
-        value = item.get(key)
-        if not isinstance(value, str) or not value.strip():
-            raise CredentialsError(f"{where} (mode {mode}) has no {key}")
-        values[key] = value
-    return Credentials(
-        values["access_key_id"],
-        values["access_key_secret"],
-        values.get("sts_token"),
-        source=f"aliyun CLI profile {name!r} ({_CLI_CONFIG_DISPLAY})",
-    )
-
-
-def _ini_location(environ: Mapping[str, str], home: Path) -> tuple[Path, str]:
+def _ini_location(environment: _Environment, home: Path) -> tuple[Path, str]:
     """The credentials file to read and how to name it in a source string."""
-    override = _env_value(environ, ENV_CREDENTIALS_FILE)
+    override = environment.credentials_file
     if override is None:
         return home / _INI_FILE, _INI_FILE_DISPLAY
     text = override.strip()
@@ -339,74 +353,3 @@ def _ini_location(environ: Mapping[str, str], home: Path) -> tuple[Path, str]:
     else:
         path = Path(text)
     return path, str(path)
-
-
-def _describe_ini_error(exc: configparser.Error) -> str:
-    """What went wrong and where, without the offending line's text."""
-    if isinstance(exc, configparser.MissingSectionHeaderError):
-        return f"line {exc.lineno}: a value before any [section] header"
-    if isinstance(exc, configparser.DuplicateSectionError):
-        return f"line {exc.lineno}: section [{exc.section}] appears twice"
-    if isinstance(exc, configparser.DuplicateOptionError):
-        return f"line {exc.lineno}: key {exc.option!r} appears twice in [{exc.section}]"
-    if isinstance(exc, configparser.ParsingError):
-        lines = ", ".join(str(err[0]) for err in exc.errors)
-        return f"cannot parse line(s) {lines}"
-    return type(exc).__name__
-
-
-def _from_ini(
-    path: Path, display: str, name: str, *, explicit: bool
-) -> tuple[Credentials | None, list[str] | None]:
-    """Credentials from the INI file and the enabled profile names it has.
-
-    The names are ``None`` when the file does not exist. A disabled profile
-    (``enable = false``) is skipped, unless it was chosen explicitly: then it is an error.
-    """
-    text = _read_text(path)
-    if text is None:
-        return None, None
-    parser = configparser.ConfigParser(interpolation=None, default_section="\x00no-defaults")
-    try:
-        parser.read_string(text, source=str(path))
-    except configparser.Error as exc:
-        raise CredentialsError(
-            f"{path} is not a valid INI file: {_describe_ini_error(exc)}"
-        ) from None
-    names = parser.sections()
-    if name not in names:
-        return None, names
-    section = parser[name]
-    where = f"profile [{name}] in {path}"
-    try:
-        enabled = section.getboolean("enable", fallback=True)
-    except ValueError:
-        raise CredentialsError(f"{where}: 'enable' must be true or false") from None
-    if not enabled:
-        if explicit:
-            raise CredentialsError(f"{where} is disabled (enable = false)")
-        names.remove(name)
-        return None, names
-    kind = section.get("type", "access_key").strip().lower()
-    if kind not in ("access_key", "sts"):
-        raise CredentialsError(
-            f"{where} has type {kind!r}, which cms_magic does not support; use type "
-            f"access_key or sts, or set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} "
-            f"(and {ENV_SECURITY_TOKEN})"
-        )
-    keys = ["access_key_id", "access_key_secret"] + (["security_token"] if kind == "sts" else [])
-    values: dict[str, str] = {}
-    for key in keys:
-        value = section.get(key, "").strip()
-        if not value:
-            raise CredentialsError(f"{where} (type {kind}) has no {key}")
-        values[key] = value
-    return (
-        Credentials(
-            values["access_key_id"],
-            values["access_key_secret"],
-            values.get("security_token"),
-            source=f"credentials file profile {name!r} ({display})",
-        ),
-        names,
-    )

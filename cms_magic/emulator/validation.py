@@ -280,7 +280,7 @@ def check_key(
             f"AccessKeyId {show(key_id)} is a temporary (STS) key: send its security "
             "token in x-cms-security-token, with x-cms-caller-type: token",
         )
-    if not hmac.compare_digest(sent.encode("utf-8"), token.encode("utf-8")):
+    if not hmac.compare_digest(sent.encode("utf-8"), token.reveal().encode("utf-8")):
         raise Refusal(
             403,
             f"x-cms-security-token does not match the token of AccessKeyId {show(key_id)} "
@@ -306,7 +306,7 @@ def check_signature(
 ) -> None:
     """The signature recomputed from the request as received matches (in constant time)."""
     sign_string = request_string_to_sign(method, path, query, pairs)
-    expected = signature(credentials.access_key_secret, sign_string)
+    expected = signature(credentials.access_key_secret.reveal(), sign_string)
     if not hmac.compare_digest(sent_signature.encode("utf-8"), expected.encode("ascii")):
         tokens = security_tokens(header_fields(pairs), (credentials,))
         shown_pairs = [
@@ -331,7 +331,7 @@ def security_tokens(
     Longest first, and none shorter than a few characters (those would match ordinary words).
     """
     tokens = {fields.get(_TOKEN_HEADER, "")}
-    tokens.update(c.security_token or "" for c in accepted)
+    tokens.update("" if c.security_token is None else c.security_token.reveal() for c in accepted)
     return tuple(sorted((t for t in tokens if len(t) >= _MIN_HIDDEN_CHARS), key=len, reverse=True))
 
 
