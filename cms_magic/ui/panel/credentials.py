@@ -5,7 +5,8 @@ The local emulator takes its demo key, a real endpoint what the target (or the
 panel's injected resolver) finds. When nothing resolves, fields for a key
 appear: what is typed is read into memory and the field is cleared at once, so
 the secret is never in the widget state a notebook saves; the secret field also
-never echoes its value back to the frontends.
+never echoes its value back to the frontends. The typed secret is held as a
+:class:`~cms_magic.credentials.Secret` from the moment it is read.
 """
 
 from __future__ import annotations
@@ -16,7 +17,13 @@ from typing import TYPE_CHECKING, Any
 import ipywidgets as w
 from traitlets import Unicode
 
-from cms_magic.credentials import ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET, Credentials, mask
+from cms_magic.credentials import (
+    ENV_ACCESS_KEY_ID,
+    ENV_ACCESS_KEY_SECRET,
+    Credentials,
+    Secret,
+    mask,
+)
 from cms_magic.errors import CredentialsError
 from cms_magic.ui.panel import html
 
@@ -109,17 +116,30 @@ class CredentialsEntry:
         self.note.value = f"AccessKey id <code>{html.esc(mask(value))}</code> kept; now the secret."
 
     def take_secret(self, change: Mapping[str, Any]) -> bool:
-        """Read the secret into memory and clear the field; True once the pair is complete."""
-        value = str(change["new"] or "")
-        if not value:
+        """Read the secret into memory and clear the field; True once the pair is complete.
+
+        The text is wrapped in a :class:`Secret` as it is read. A pair the Credentials
+        refuse is refused in the note (and the pair starts over), never raised: a raised
+        error would keep the frames holding the typed text on its traceback.
+        """
+        secret = Secret(str(change["new"] or ""))
+        if not secret:
             return False
         self.secret.value = ""  # read into memory, cleared from the widget at once
         if self._key_id is None:
             self.note.value = html.bad("type the AccessKey id first, then the secret again")
             return False
-        self.typed = Credentials(self._key_id, value, source="the panel (typed in)")
-        self.note.value = ""
-        return True
+        try:
+            typed = Credentials(self._key_id, secret, source="the panel (typed in)")
+        except CredentialsError as exc:
+            problem = html.message(exc)
+        else:
+            self.typed = typed
+            self.note.value = ""
+            return True
+        self._key_id = None
+        self.note.value = html.bad(f"{problem}; type the AccessKey id and the secret again")
+        return False
 
     def forget(self) -> None:
         """Drop what was typed."""
