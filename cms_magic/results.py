@@ -5,7 +5,8 @@ run's :class:`~cms_magic.sending.outcomes.ResultBuilder`):
 
 - ``result.events``: one row per input row, indexed like the input, with
   ``status`` (``accepted``, ``rejected``, ``not_sent``, ``unknown`` or
-  ``dry_run``), ``reason``, ``batch``, ``attempts`` and ``request_id``;
+  ``dry_run``), ``reason``, ``batch``, ``attempts``, ``request_id`` and
+  ``possible_duplicate``;
 - ``result.requests``: one row per request;
 - ``result.ok``, ``result.summary()`` (the one summary line every skin shows),
   ``result.failed()``, ``result.retry()``, ``result.raise_for_error()``.
@@ -15,7 +16,11 @@ Status meanings: ``accepted``: the service answered HTTP 200 with code "200".
 service answered 400 for it); the reason says why. ``not_sent``: the row was
 not delivered and may be sent again safely. ``unknown``: its request may or
 may not have been delivered (for example a timeout after the request was
-sent); resending may duplicate events, so it is not done unless asked.
+sent, or a 500/502/504 answer); resending may duplicate events, so it is not
+done unless asked. ``possible_duplicate``: the row was accepted after an
+earlier attempt that may have stored it too (an ambiguous answer retried with
+``retry_ambiguous=True``, or an ``unknown`` row resent): the service may hold
+it twice. ``summary()`` counts these rows.
 
 **A result holds what it needs to resend**, not the run that made it: a
 :class:`ResendSpec` with the input data, the mapping options and the
@@ -214,8 +219,12 @@ class SendResult:
         request: ResendSpec | None = None,
         endpoint: str = "",
         cancelled: bool = False,
+        possible_duplicate: np.ndarray[Any, Any] | None = None,
     ) -> None:
         self._status = status
+        self._duplicate: np.ndarray[Any, Any] = (
+            np.zeros(len(status), dtype=bool) if possible_duplicate is None else possible_duplicate
+        )
         self._batch = batch
         self._attempts = attempts
         self._reasons = reasons
@@ -248,7 +257,8 @@ class SendResult:
     def events(self) -> pd.DataFrame:
         """One row per input row, indexed like the input.
 
-        Columns: status, reason, batch, attempts, request_id.
+        Columns: status, reason, batch, attempts, request_id, possible_duplicate
+        (accepted after an earlier attempt that may have stored the row too).
         """
         if self._events_frame is None:
             import pandas as pd
@@ -271,6 +281,7 @@ class SendResult:
                     "batch": pd.array(np.where(self._batch >= 0, self._batch, 0), dtype="Int64"),
                     "attempts": self._attempts.astype(np.int64),
                     "request_id": request_id,
+                    "possible_duplicate": self._duplicate.copy(),
                 },
                 index=index if isinstance(index, pd.Index) else pd.Index(index),
             )
@@ -310,6 +321,11 @@ class SendResult:
     def accepted(self) -> int:
         """How many rows were accepted."""
         return int((self._status == ACCEPTED).sum())
+
+    @property
+    def possibly_duplicated(self) -> int:
+        """How many accepted rows the service may hold twice (``possible_duplicate``)."""
+        return int(self._duplicate.sum())
 
     def failed_mask(self, include_unknown: bool = True) -> np.ndarray[Any, Any]:
         """Boolean per row: not accepted (``unknown`` counted unless excluded)."""
@@ -419,6 +435,11 @@ class SendResult:
         batch = self._batch.copy()
         attempts = self._attempts.copy()
         request_index = self._request_index.copy()
+        duplicate = self._duplicate.copy()
+        # An unknown row (it may have been stored) accepted by the resend may now be there twice.
+        duplicate[positions] = again._duplicate | (
+            (self._status[positions] == UNKNOWN) & (again._status == ACCEPTED)
+        )
         status[positions] = again._status
         batch[positions] = np.where(again._batch >= 0, again._batch + offset, -1)
         attempts[positions] = again._attempts
@@ -429,6 +450,11 @@ class SendResult:
             reasons.pop(p, None)
         mapped = positions.tolist()
         reasons.update({mapped[i]: r for i, r in again._reasons.items()})
+        for p in positions[duplicate[positions] & ~again._duplicate].tolist():
+            reasons[p] = (
+                "accepted, possible duplicate: resent after an earlier send left it unknown "
+                "(it may have been stored then)"
+            )
         records = self.request_records + [
             RequestRecord(**{**asdict(r), "batch": r.batch + offset}) for r in again.request_records
         ]
@@ -446,6 +472,7 @@ class SendResult:
             request=self.request,
             endpoint=again.endpoint or self.endpoint,
             cancelled=again.cancelled,
+            possible_duplicate=duplicate,
         )
 
     def summary(self, name: str = "result") -> str:
@@ -465,7 +492,9 @@ class SendResult:
             for s in ("rejected", "not_sent", "unknown")
             if counts[s]
         ]
-        line = head + ("; " + ", ".join(others) if others else "")
+        duplicated = self.possibly_duplicated
+        marks = [f"{duplicated:,} possibly duplicated"] if duplicated else []
+        line = head + ("; " + ", ".join(others + marks) if others or marks else "")
         if self.cancelled:
             line += "; cancelled"
         if self.error:
@@ -491,6 +520,12 @@ class SendResult:
             for s in STATUSES
             if counts[s]
         )
+        duplicated = self.possibly_duplicated
+        if duplicated:
+            cells += (
+                '<td style="padding:2px 8px;color:#6a1b9a">'
+                f"<b>{duplicated:,}</b> possibly duplicated</td>"
+            )
         failed = ""
         positions = np.flatnonzero(self.failed_mask())[:5]
         if len(positions):

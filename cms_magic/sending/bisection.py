@@ -6,18 +6,25 @@ rejected half, until the bad events stand alone, within a budget of requests
 per batch (``max_bisect_requests``): a batch of 100 with a few poisoned events
 needs a few dozen. Rows left in a rejected group when the budget runs out get
 a reason that says so, and how to narrow again.
+
+When the service answers 413 (the body is too large for it), nothing is wrong
+with the events: the run posts each half *by bytes* again (:func:`split_by_bytes`,
+so one big event does not keep a count-halved body over the limit), from the
+same budget. An event refused as too large on its own is rejected.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from cms_magic.results import Status
 
-__all__ = ["BisectBudget", "Step", "next_step", "unnarrowed_reason"]
+__all__ = ["BisectBudget", "Step", "next_step", "split_by_bytes", "unnarrowed_reason"]
 
-#: What to do with a request's rows once it ended.
-Step = Literal["settle", "split", "unnarrowed"]
+#: What to do with a request's rows once it ended: ``split`` in halves by count (a 400),
+#: ``split_bytes`` in halves by bytes (a 413).
+Step = Literal["settle", "split", "split_bytes", "unnarrowed"]
 
 
 class BisectBudget:
@@ -37,14 +44,31 @@ class BisectBudget:
         return True
 
 
-def next_step(status: Status, size: int, budget: BisectBudget, *, stopping: bool) -> Step:
-    """``split`` a rejected group of several rows (spending budget), mark it ``unnarrowed``
-    when it cannot be split further, else ``settle`` the rows as they are."""
+def next_step(
+    status: Status, size: int, budget: BisectBudget, *, stopping: bool, too_large: bool = False
+) -> Step:
+    """``split`` a rejected group of several rows (spending budget; ``split_bytes`` when it
+    was refused as ``too_large``), mark it ``unnarrowed`` when it cannot be split further,
+    else ``settle`` the rows as they are."""
     if status != "rejected" or size <= 1:
         return "settle"
     if not stopping and budget.take():
-        return "split"
+        return "split_bytes" if too_large else "split"
     return "unnarrowed"
+
+
+def split_by_bytes(sizes: Sequence[int]) -> int:
+    """Where to cut payloads of these ``sizes`` (two or more) into halves by bytes: the
+    first index of the second half, from 1 to ``len(sizes) - 1``."""
+    if len(sizes) < 2:
+        raise ValueError("two payloads or more are needed to split")
+    half = sum(sizes) / 2
+    running = 0
+    for i, size in enumerate(sizes):
+        if running + size / 2 >= half:  # this payload's middle is past the half
+            return min(max(i, 1), len(sizes) - 1)
+        running += size
+    return len(sizes) - 1
 
 
 def unnarrowed_reason(reason: str | None, limit: int) -> str:

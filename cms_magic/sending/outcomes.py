@@ -41,6 +41,8 @@ class ResultBuilder:
         self.status = np.full(total, NOT_SENT, dtype=np.uint8)
         self.batch = np.full(total, -1, dtype=np.int32)
         self.attempts = np.zeros(total, dtype=np.uint16)
+        #: Accepted after an earlier attempt that may have stored the row too.
+        self.duplicate = np.zeros(total, dtype=bool)
         self.reasons: dict[int, str] = {}
         self.request_index = np.full(total, -1, dtype=np.int32)  # into request_ids
         self.request_ids: list[str] = []
@@ -76,8 +78,10 @@ class ResultBuilder:
         batch: int,
         attempts: int,
         request_id: str | None = None,
+        possible_duplicate: bool = False,
     ) -> None:
-        """Give rows of one request their final status (one reason for all of them)."""
+        """Give rows of one request their final status (one reason for all of them);
+        ``possible_duplicate``: accepted after an attempt that may have stored them too."""
         if not positions:
             return
         where = np.asarray(positions, dtype=np.int64)
@@ -85,6 +89,7 @@ class ResultBuilder:
             self._set_status(where, CODES[status])
             self.batch[where] = batch
             self.attempts[where] = attempts
+            self.duplicate[where] = possible_duplicate
             if reason is None:
                 if self.reasons:
                     for position in positions:
@@ -136,6 +141,7 @@ class ResultBuilder:
                 request=request,
                 endpoint=endpoint,
                 cancelled=cancelled,
+                possible_duplicate=self.duplicate.copy(),
             )
         if self.error is not None and self.error.result is None:
             self.error.result = result

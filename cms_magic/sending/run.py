@@ -40,13 +40,22 @@ from cms_magic.sending._transport import http_transport, post
 from cms_magic.sending.answers import (
     Decision,
     Verdict,
+    after_ambiguous,
+    answer_secrets,
     auth_error,
     classify,
     clock_skew_warning,
     decide,
     decide_failure,
+    describe,
+    scrub_answer,
 )
-from cms_magic.sending.bisection import BisectBudget, next_step, unnarrowed_reason
+from cms_magic.sending.bisection import (
+    BisectBudget,
+    next_step,
+    split_by_bytes,
+    unnarrowed_reason,
+)
 from cms_magic.sending.inputs import prepare
 from cms_magic.sending.jobs import Control
 from cms_magic.sending.outcomes import ResultBuilder
@@ -280,12 +289,19 @@ class Run:
     # ------------------------------------------------------------------ delivery
 
     async def _deliver(
-        self, number: int, positions: list[int], payloads: list[bytes], budget: BisectBudget
+        self,
+        number: int,
+        positions: list[int],
+        payloads: list[bytes],
+        budget: BisectBudget,
+        earlier: str | None = None,
     ) -> None:
-        """Post one batch (with retries); bisect a 400 to find the offending events."""
+        """Post one batch (with retries); bisect a 400 to find the offending events, split
+        a 413 by bytes. ``earlier``: an ambiguous answer an enclosing request of these
+        rows got (they may be stored already)."""
         body = b"[" + b",".join(payloads) + b"]"
         try:
-            final = await self._post(number, body, len(positions))
+            final, earlier = await self._post(number, body, len(positions), earlier)
         except asyncio.CancelledError:
             self.builder.settle(
                 positions,
@@ -297,11 +313,20 @@ class Run:
             )
             raise
         reason = final.decision.reason
-        step = next_step(final.status, len(positions), budget, stopping=self._stopping())
-        if step == "split":
-            middle = len(positions) // 2
-            await self._deliver(number, positions[:middle], payloads[:middle], budget)
-            await self._deliver(number, positions[middle:], payloads[middle:], budget)
+        step = next_step(
+            final.status,
+            len(positions),
+            budget,
+            stopping=self._stopping(),
+            too_large=final.verdict.outcome == "too_large",
+        )
+        if step in ("split", "split_bytes"):
+            if step == "split":
+                middle = len(positions) // 2
+            else:
+                middle = split_by_bytes([len(p) for p in payloads])
+            await self._deliver(number, positions[:middle], payloads[:middle], budget, earlier)
+            await self._deliver(number, positions[middle:], payloads[middle:], budget, earlier)
             return
         if step == "unnarrowed":
             reason = unnarrowed_reason(reason, budget.limit)
@@ -312,23 +337,35 @@ class Run:
             batch=number,
             attempts=final.attempts,
             request_id=final.verdict.request_id,
+            possible_duplicate=final.decision.possible_duplicate,
         )
         self._report()
         if final.verdict.outcome == "auth":
             raise _AuthStop
 
-    async def _post(self, number: int, body: bytes, events: int) -> _Final:
-        """Post one body: attempts, each signed again, within the retry budget."""
+    async def _post(
+        self, number: int, body: bytes, events: int, earlier: str | None = None
+    ) -> tuple[_Final, str | None]:
+        """Post one body: attempts, each signed again, within the retry budget.
+
+        Returns how it ended and the first ambiguous answer its rows got (``earlier``,
+        or one of these attempts'), after which they are never ``not_sent``
+        (:func:`~cms_magic.sending.answers.after_ambiguous`).
+        """
         config = self.config
         policy = config.retry_policy
         began = config.monotonic()
         final = await self._attempt(number, body, 1)
         attempt = 1
         while final.decision.retryable and may_retry(policy, attempt, config.monotonic() - began):
+            if final.status == "unknown" and earlier is None:  # ambiguous: may be stored
+                earlier = describe(final.verdict, final.http_status)
             wait = backoff(policy, attempt, final.verdict.retry_after, config.random())
             await config.sleep(wait)
             attempt += 1
             final = await self._attempt(number, body, attempt)
+        if earlier is not None:
+            final.decision = after_ambiguous(final.decision, earlier)
         self.builder.add_request(
             RequestRecord(
                 batch=number,
@@ -345,7 +382,7 @@ class Run:
             )
         )
         self.requests += 1
-        return final
+        return final, earlier
 
     def _signed_request(self, body: bytes) -> httpx.Request:
         """The upload request for ``body``, signed now (each attempt: a fresh Date)."""
@@ -375,7 +412,6 @@ class Run:
             response = await post(self.transport, request)
         except httpx.TransportError as exc:
             verdict, decision = decide_failure(exc, retry_ambiguous=config.retry_ambiguous)
-            log.debug("batch %d attempt %d: %s", number, attempt, decision.reason)
             http_status: int | None = None
         else:
             if not self.skew_checked:
@@ -383,10 +419,15 @@ class Run:
                 self._check_clock_skew(response.headers.get("date"))
             http_status = response.status_code
             verdict = classify(http_status, response.content, response.headers, now=sent_at)
-            decision = decide(verdict, http_status)
-            log.debug("batch %d attempt %d: %s", number, attempt, verdict.outcome)
-            if verdict.outcome == "auth" and self.builder.error is None:
-                self.builder.stop(auth_error(verdict, config.credentials))
+            decision = decide(verdict, http_status, retry_ambiguous=config.retry_ambiguous)
+        # Server text (and exception text, which may quote it) is scrubbed here, once:
+        # every record, reason, error, summary and log line below is made from it.
+        secrets = answer_secrets(config.credentials, request.headers.get("authorization"))
+        verdict, decision = scrub_answer(verdict, decision, secrets)
+        shown = decision.reason if http_status is None else verdict.outcome
+        log.debug("batch %d attempt %d: %s", number, attempt, shown)
+        if verdict.outcome == "auth" and self.builder.error is None:
+            self.builder.stop(auth_error(verdict, config.credentials, http_status or 403))
         if decision.error:
             self.errors += 1
         latency = (time.perf_counter() - began) * 1000

@@ -9,15 +9,21 @@ import pytest
 
 from cms_magic.credentials.static import Credentials
 from cms_magic.errors import AuthError
+from cms_magic.redact import MARK
 from cms_magic.sending.answers import (
+    Decision,
     Outcome,
     Verdict,
+    after_ambiguous,
+    answer_secrets,
     auth_error,
     classify,
     clock_skew_warning,
     decide,
     decide_failure,
+    describe,
     parse_retry_after,
+    scrub_answer,
 )
 
 
@@ -33,8 +39,27 @@ from cms_magic.sending.answers import (
         (403, b'{"code":"403","msg":"signature does not match"}', "auth"),
         (403, b'{"code":"403","msg":"cannot upload event, please use ram to auth"}', "auth"),
         (500, b'{"code":"500","msg":"oops"}', "server_error"),
-        (503, b"<html>busy</html>", "server_error"),
+        (503, b"<html>busy</html>", "unavailable"),
+        (502, b"<html>bad gateway</html>", "server_error"),
+        (504, b"", "server_error"),
+        (200, b'{"code":"500","msg":"oops"}', "server_error"),
+        (200, b'{"code":"503","msg":"busy"}', "unavailable"),
         (404, b'{"code":"404","msg":"no such path"}', "rejected"),
+        # item 10: what the status or the code says, whatever the body
+        (401, b'{"code":"401","msg":"x"}', "auth"),
+        (401, b"Unauthorized", "auth"),
+        (401, b"", "auth"),
+        (403, b'{"code":"Throttling.User","msg":""}', "throttled"),
+        (403, b'{"code":"Throttling","msg":"cannot upload event, please use ram"}', "throttled"),
+        (403, b'{"code":"Throttling.Api"}', "throttled"),
+        (400, b'{"code":"throttling.user","msg":""}', "throttled"),
+        (200, b'{"code":"Throttling.User","msg":""}', "throttled"),
+        (403, b'{"code":"SignatureDoesNotMatch","msg":""}', "auth"),
+        (429, b"slow down", "throttled"),
+        (429, b"", "throttled"),
+        (429, b"<html>429</html>", "throttled"),
+        (413, b"Request Entity Too Large", "too_large"),
+        (413, b'{"code":"413","msg":"too big"}', "too_large"),
     ],
 )
 def test_classify(status: int, body: bytes, outcome: str) -> None:
@@ -75,7 +100,9 @@ def test_retry_after_as_a_date_is_relative_to_now() -> None:
         ("rejected", "rejected", False, False),
         ("auth", "not_sent", False, False),
         ("throttled", "not_sent", True, True),
-        ("server_error", "not_sent", True, True),
+        ("unavailable", "not_sent", True, True),
+        ("too_large", "rejected", False, False),
+        ("server_error", "unknown", False, True),
         ("bad_response", "unknown", False, True),
     ],
 )
@@ -151,3 +178,88 @@ def test_clock_skew_warning_is_a_function_of_the_dates() -> None:
     )
     assert clock_skew_warning("http://h", "not a date", now) is None
     assert clock_skew_warning("http://h", None, now) is None
+
+
+@pytest.mark.parametrize("outcome", ["server_error", "bad_response"])
+def test_ambiguous_answers_follow_retry_ambiguous(outcome: Outcome) -> None:
+    verdict = Verdict(outcome, "500", "oops", None)
+    assert decide(verdict, 500).retryable is False
+    decision = decide(verdict, 500, retry_ambiguous=True)
+    assert (decision.status, decision.retryable) == ("unknown", True)
+    assert decision.reason is not None
+    assert "may have stored" in decision.reason
+    assert "include_unknown=True" in decision.reason
+
+
+@pytest.mark.parametrize("outcome", ["throttled", "unavailable", "auth", "rejected", "too_large"])
+def test_refusals_do_not_depend_on_retry_ambiguous(outcome: Outcome) -> None:
+    verdict = Verdict(outcome, "403", "no", None)
+    assert decide(verdict, 403) == decide(verdict, 403, retry_ambiguous=True)
+
+
+def test_after_an_ambiguous_attempt_rows_are_marked_or_unknown_never_not_sent() -> None:
+    earlier = describe(Verdict("server_error", "500", "oops", None), 500)
+    assert earlier == "HTTP 500, code 500: oops"
+    accepted = after_ambiguous(Decision("accepted", None), earlier)
+    assert (accepted.status, accepted.possible_duplicate) == ("accepted", True)
+    assert accepted.reason is not None
+    assert "possible duplicate" in accepted.reason
+    assert "HTTP 500, code 500: oops" in accepted.reason
+    throttled = decide(Verdict("throttled", "403", "Throttling", None), 403)
+    after = after_ambiguous(throttled, earlier)
+    assert (after.status, after.retryable, after.possible_duplicate) == ("unknown", False, False)
+    assert after.reason is not None
+    assert "HTTP 500" in after.reason
+    assert "throttled" in after.reason
+    rejected = Decision("rejected", "rejected by the service (HTTP 400)")
+    assert after_ambiguous(rejected, earlier) is rejected
+    unknown = Decision("unknown", "unknown: timeout", error=True)
+    assert after_ambiguous(unknown, earlier) is unknown
+    assert describe(Verdict("bad_response", None, "ReadTimeout: slow", None), None) == (
+        "ReadTimeout: slow"
+    )
+
+
+def test_a_401_auth_error_says_401() -> None:
+    credentials = Credentials("LTAI5tAuthErrorKey00abcd", "SECRET-auth", source="test")
+    error = auth_error(Verdict("auth", None, "Unauthorized", None), credentials, 401)
+    assert "HTTP 401" in error.rule
+
+
+def test_scrub_answer_scrubs_msg_code_request_id_and_reason_once() -> None:
+    token = "CAIS+Token/abc123==tail"
+    credentials = Credentials("LTAI5tScrubKey000abcd", "SECRET-scrub-value", security_token=token)
+    authorization = "LTAI5tScrubKey000abcd:0123456789ABCDEF0123456789ABCDEF01234567"
+    secrets = answer_secrets(credentials, authorization)
+    assert "SECRET-scrub-value" in secrets
+    assert token in secrets
+    assert authorization in secrets
+    assert "0123456789ABCDEF0123456789ABCDEF01234567" in secrets
+    body = (
+        b'{"code":"Sig ' + token.encode() + b'","requestId":"' + token.encode() + b'",'
+        b'"msg":"string to sign: x-cms-security-token:'
+        + token.encode()
+        + b" Authorization: "
+        + authorization.encode()
+        + b' key SECRET-scrub-value"}'
+    )
+    verdict = classify(400, body)
+    decision = decide(verdict, 400)
+    verdict, decision = scrub_answer(verdict, decision, secrets)
+    for text in (verdict.msg, verdict.code or "", verdict.request_id or "", decision.reason or ""):
+        assert token not in text
+        assert "SECRET-scrub-value" not in text
+        assert "0123456789ABCDEF0123456789ABCDEF01234567" not in text
+        assert MARK in text
+    plain = classify(200, b'{"code":"200","msg":""}')
+    assert scrub_answer(plain, decide(plain, 200), secrets) == (plain, decide(plain, 200))
+
+
+def test_scrub_answer_covers_a_transport_failure_quoting_the_server() -> None:
+    token = "CAIS+Token/abc123==tail"
+    credentials = Credentials("LTAI5tScrubKey000abcd", "SECRET-scrub-value", security_token=token)
+    failure = httpx.RemoteProtocolError(f"illegal header line: b'x-cms-security-token: {token}'")
+    verdict, decision = scrub_answer(*decide_failure(failure), answer_secrets(credentials, None))
+    assert token not in verdict.msg
+    assert decision.reason is not None
+    assert token not in decision.reason
