@@ -5,21 +5,28 @@ both sides: the sender reserves a slot before each request (and waits the
 returned delay), the emulator asks whether a request may pass. ``rate`` tokens
 are added per second up to ``capacity``; each request takes one.
 
-:func:`shared_quota` is the process-wide bucket of one AccessKey, kept in
-:mod:`cms_magic._state` (so ``_state.reset()`` forgets it).
+:func:`shared_quota` is the process-wide bucket of one AccessKey (a
+:class:`SharedBucket`), kept in :mod:`cms_magic._state` (so ``_state.reset()``
+forgets it). Every send using the key holds a **lease** on it for as long as it
+runs (:func:`lease`, :func:`lease_for`): the bucket runs at the lowest ``qps``
+among the leases held, so sends at qps 20 and 19 on one key run at 19
+together, not at 20 (or 39). A user joining never raises the rate, and it is
+never reset while in use: only when the slower send lets go does it return to
+the lowest rate of the users left.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from cms_magic import _state
 from cms_magic.errors import ConfigError
 from cms_magic.protocol import DEFAULT_QPS
 
-__all__ = ["TokenBucket", "shared_quota"]
+__all__ = ["SharedBucket", "TokenBucket", "lease", "lease_for", "shared_quota"]
 
 
 class TokenBucket:
@@ -96,19 +103,82 @@ def _check_rate(rate: float) -> float:
     return number
 
 
-_quotas: _state.Registry[str, TokenBucket] = _state.registry("shared quotas")
+class SharedBucket(TokenBucket):
+    """The bucket every send of one AccessKey shares (capacity 1: no bursts), at the lowest
+    rate among the sends holding a :meth:`lease` on it.
+
+    >>> now = [0.0]
+    >>> bucket = SharedBucket(20, clock=lambda: now[0])
+    >>> with bucket.lease(20), bucket.lease(19):
+    ...     bucket.rate
+    19.0
+    """
+
+    __slots__ = ("_users", "_users_lock")
+
+    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(rate, capacity=1, clock=clock)
+        self._users: list[float] = []  # the qps of each lease held
+        self._users_lock = threading.Lock()
+
+    @property
+    def in_use(self) -> bool:
+        """True while a send holds a lease."""
+        return bool(self._users)
+
+    @contextlib.contextmanager
+    def lease(self, qps: float) -> Iterator[SharedBucket]:
+        """Use the bucket at no more than ``qps`` for the duration of the ``with`` block
+        (released on error and cancellation too)."""
+        rate = _check_rate(qps)
+        with self._users_lock:
+            self._users.append(rate)
+            self.set_rate(min(self._users))
+        try:
+            yield self
+        finally:
+            with self._users_lock:
+                self._users.remove(rate)
+                if self._users:
+                    self.set_rate(min(self._users))
+
+    def ask(self, qps: float) -> None:
+        """A send is about to use the bucket at ``qps``: a bucket no one uses takes that
+        rate; one in use keeps its users' rate (its lease will set it)."""
+        with self._users_lock:
+            if not self._users and self.rate != qps:
+                self.set_rate(qps)
 
 
-def shared_quota(access_key_id: str, qps: float = DEFAULT_QPS) -> TokenBucket:
+_quotas: _state.Registry[str, SharedBucket] = _state.registry("shared quotas")
+
+
+def shared_quota(access_key_id: str, qps: float = DEFAULT_QPS) -> SharedBucket:
     """The process-wide token bucket of one AccessKey (one account's quota).
 
     Every send in this process with that key takes its request slots here, so
     two sends at once (a magic and the panel, say) share the rate. Requests
     are spaced ``1/qps`` apart (capacity 1: no bursts), which never exceeds
-    the service's per-second limit. Asking again with another ``qps`` changes
-    the rate for everyone using the key.
+    the service's per-second limit. While sends hold leases on the bucket it
+    runs at the lowest ``qps`` among them and asking does not change it;
+    asking with another ``qps`` when no one uses it sets its rate.
     """
-    bucket = _quotas.get_or_create(access_key_id, lambda: TokenBucket(rate=qps, capacity=1))
-    if bucket.rate != qps:
-        bucket.set_rate(qps)
+    bucket = _quotas.get_or_create(access_key_id, lambda: SharedBucket(qps))
+    bucket.ask(qps)
     return bucket
+
+
+def lease(
+    access_key_id: str, qps: float = DEFAULT_QPS
+) -> contextlib.AbstractContextManager[SharedBucket]:
+    """Hold the key's shared bucket at no more than ``qps`` for a ``with`` block (a send's
+    whole run): ``with lease(key, 19) as bucket: ...``."""
+    return shared_quota(access_key_id, qps).lease(qps)
+
+
+def lease_for(bucket: TokenBucket | None, qps: float) -> contextlib.AbstractContextManager[object]:
+    """A run's lease on its quota: on a :class:`SharedBucket`, :meth:`SharedBucket.lease`
+    at ``qps``; nothing for no bucket or a private one (an injected ``quota=``)."""
+    if isinstance(bucket, SharedBucket):
+        return bucket.lease(qps)
+    return contextlib.nullcontext()
