@@ -141,6 +141,7 @@ class Response:
     sent_bytes: int = 0  # bytes of the answer written
     held: float = 0.0  # seconds from reading the request to the end of the answer
     client_hung_up: bool = False  # the client closed before the server finished the answer
+    ended: bool = False  # the server is done with this answer (the fields above are final)
 
 
 @dataclass(slots=True)
@@ -248,6 +249,19 @@ class HostileServer:
         """What was answered so far, one entry per request read completely."""
         with self._lock:
             return list(self._log)
+
+    def wait_idle(self, timeout: float = 3.0) -> bool:
+        """Wait (polling, at most ``timeout`` s) until every answer begun has ended, so that
+        a client's hang-up is in the log; True if it came to that."""
+        give_up = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                busy = any(not r.ended for r in self._log)
+            if not busy or not self.running:
+                return not busy
+            if time.monotonic() > give_up:
+                return False
+            threading.Event().wait(0.005)
 
     def start(self) -> HostileServer:
         if self._thread is not None:
@@ -397,6 +411,7 @@ class HostileServer:
             entry.client_hung_up = True
             keep_open = False
         entry.held = time.monotonic() - began
+        entry.ended = True
         return keep_open
 
     def _store(self, number: int, body: bytes) -> int:

@@ -81,8 +81,10 @@ def test_ok_stores_and_logs() -> None:
         assert answer.status_code == 200
         assert answer.json()["code"] == "200"
         assert [(s.request, s.event["content"]) for s in server.stored()] == [(1, "a"), (1, "b")]
+        assert server.wait_idle()
         (entry,) = server.log()
         assert (entry.request, entry.mode, entry.status, entry.stored) == (1, "ok", 200, 2)
+        assert entry.ended
         assert entry.headers["x-cms-security-token"] == TOKEN
 
 
