@@ -345,13 +345,23 @@ def decide_failure(
     """The fate of the rows of an attempt that got no answer.
 
     Before the request went out (connect, pool, write): not sent, retryable.
-    After (a read timeout, a dropped connection): ``unknown``, since the events
-    may have arrived; retried only with ``retry_ambiguous``.
+    After (a read timeout, the attempt's total deadline, a dropped connection):
+    ``unknown``, since the events may have arrived; retried only with
+    ``retry_ambiguous``. An answer the transport would not read (too large, or
+    content-encoded: a ``MalformedAnswer``) is ``unknown`` like any unexpected answer.
     """
+    from cms_magic.sending._transport import MalformedAnswer  # (only on a failure)
+
     what = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     verdict = Verdict("bad_response", None, what, None)
     if isinstance(exc, _NOT_SENT_FAILURES):
         return verdict, Decision("not_sent", f"not sent: {what}", retryable=True, error=True)
+    if isinstance(exc, MalformedAnswer):
+        reason = (
+            f"unknown: malformed answer ({exc}); the request was sent, the events may or "
+            "may not have been delivered; resend with result.retry(include_unknown=True)"
+        )
+        return verdict, Decision("unknown", reason, error=True)
     reason = (
         f"unknown: the request was sent but no answer came ({what}); the events may "
         "or may not have been delivered; resend with result.retry(include_unknown=True)"

@@ -58,14 +58,13 @@ from cms_magic.errors import InternalError
 from cms_magic.progress import Progress, ProgressCallback, progress_callback
 from cms_magic.protocol import DEFAULT_QPS, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
 from cms_magic.results import SendJob, SendResult
-from cms_magic.sending import _loop
 from cms_magic.sending.answers import Verdict, classify
 from cms_magic.sending.inputs import check_mapping
 from cms_magic.sending.jobs import (
+    await_run,
     last_result,
     merge,
     merged_job,
-    remember,
     run_foreground,
     start_background,
 )
@@ -274,16 +273,17 @@ class Client:
         progress: ProgressCallback | None = None,
         **mapping: Any,
     ) -> SendResult:
-        """``await`` a send from async code (any event loop); same result as :meth:`send`."""
+        """``await`` a send from async code (any event loop); same result as :meth:`send`.
+
+        Cancelling it (``asyncio.wait_for``, ``task.cancel()``) aborts the send: the
+        requests in flight are abandoned (their rows ``unknown``), the rest stay
+        ``not_sent``. The partial result becomes :func:`cms_magic.last_result` and is
+        the ``result`` attribute of the ``CancelledError`` (``wait_for``'s
+        ``TimeoutError`` has it as ``__cause__``); ``result.retry()`` resumes.
+        """
         run = self._run(data, mapping, dry_run)
         run.add_progress(progress)
-        future = _loop.run_in_background(run.execute())
-        try:
-            result = await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            run.control.cancel()
-            raise
-        return remember(result)
+        return await await_run(run.execute, run.control)
 
     def resend(
         self,

@@ -1,13 +1,17 @@
 """Running a send in the foreground or the background: cancel, Ctrl-C, the latest result.
 
 - :class:`Control` is shared between a running send and whoever started it:
-  ``cancel()`` stops at the next batch boundary, ``abort()`` also cancels the
-  requests in flight (their rows become ``unknown``);
+  ``cancel()`` stops at the next batch boundary and gives the requests in flight
+  :data:`CANCEL_GRACE` seconds to finish, ``abort()`` cancels them at once; rows of
+  an abandoned request are ``unknown`` (it may have arrived);
 - :func:`run_foreground` waits in short timed waits so Ctrl-C is handled at
   once: the first Ctrl-C cancels and waits for the requests in flight, a second
   one aborts them; either way the partial result is kept (:func:`last_result`)
   and ``KeyboardInterrupt`` is raised again;
 - :func:`start_background` returns a :class:`~cms_magic.results.SendJob`;
+- :func:`await_run` awaits a send from any event loop (``asend``); cancelling the
+  awaiting task aborts the run and keeps its partial result (in
+  :func:`last_result` and on the ``CancelledError`` as ``.result``);
 - :func:`merge` / :func:`merged_job` fold a resend into the result it retries.
 
 The latest result lives in a :mod:`cms_magic._state` slot, so
@@ -18,11 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 
@@ -33,8 +38,11 @@ from cms_magic.results import SendJob, SendResult
 from cms_magic.sending import _loop
 
 __all__ = [
+    "ASEND_WIND_DOWN",
+    "CANCEL_GRACE",
     "Control",
     "SendJob",
+    "await_run",
     "last_result",
     "merge",
     "merged_job",
@@ -46,6 +54,12 @@ __all__ = [
 log = logging.getLogger("cms_magic")
 
 _latest: _state.Slot[SendResult] = _state.slot("latest result")
+
+#: After a cancel, how long requests in flight may take to finish before they are abandoned.
+CANCEL_GRACE: Final = 1.5
+
+#: After an ``asend`` is cancelled, how long it waits for the aborted run's partial result.
+ASEND_WIND_DOWN: Final = 5.0
 
 #: Makes the coroutine of one run (called only once the send may start).
 Execute = Callable[[], Coroutine[Any, Any, SendResult]]
@@ -60,10 +74,22 @@ class Control:
         self.tasks: list[asyncio.Task[Any]] = []
         self.loop: asyncio.AbstractEventLoop | None = None
         self.aborted = False
+        self._grace: float | None = None  # asked for before the run had its loop
+        self._lock = threading.Lock()  # between cancel() (any thread) and started()
 
-    def cancel(self) -> None:
-        """Stop at the next batch boundary; requests in flight finish."""
+    def cancel(self, grace: float | None = CANCEL_GRACE) -> None:
+        """Stop at the next batch boundary; requests in flight get ``grace`` seconds to
+        finish, then they are abandoned as by :meth:`abort` (``None``: no limit)."""
         self.cancelled.set()
+        if grace is None:
+            return
+        with self._lock:
+            loop = self.loop
+            if loop is None:  # the run has not started: it sets the timer when it does
+                self._grace = grace if self._grace is None else min(grace, self._grace)
+                return
+        with contextlib.suppress(RuntimeError):  # a closed loop: nothing runs on it
+            loop.call_soon_threadsafe(loop.call_later, grace, self._abort_if_running)
 
     def abort(self) -> None:
         """Hard stop: cancel in-flight requests too (their rows become ``unknown``)."""
@@ -72,7 +98,26 @@ class Control:
         loop = self.loop
         if loop is not None:
             for task in list(self.tasks):
-                loop.call_soon_threadsafe(task.cancel)
+                with contextlib.suppress(RuntimeError):
+                    loop.call_soon_threadsafe(task.cancel)
+
+    def started(self, loop: asyncio.AbstractEventLoop, tasks: list[asyncio.Task[Any]]) -> None:
+        """The run's tasks are running on ``loop`` (called there): a cancel or abort asked
+        for before now takes effect."""
+        self.tasks = tasks
+        with self._lock:
+            self.loop = loop
+            grace = self._grace
+        if self.aborted:  # abort() may have seen no tasks yet
+            for task in tasks:
+                task.cancel()
+        elif grace is not None:
+            loop.call_later(grace, self._abort_if_running)
+
+    def _abort_if_running(self) -> None:
+        if any(not task.done() for task in self.tasks):
+            log.info("requests still in flight after the cancel's grace: abandoned")
+            self.abort()
 
 
 def last_result() -> SendResult | None:
@@ -117,7 +162,7 @@ def run_foreground(execute: Execute, control: Control, *, grace: float) -> SendR
     try:
         return remember(wait_interruptibly(future))
     except KeyboardInterrupt:
-        control.cancel()
+        control.cancel(grace=None)  # this wait is the grace: a second Ctrl-C ends it
         try:  # requests in flight may finish; a second Ctrl-C aborts them
             result = wait_interruptibly(future, within=grace)
         except (KeyboardInterrupt, concurrent.futures.TimeoutError):
@@ -131,10 +176,56 @@ def run_foreground(execute: Execute, control: Control, *, grace: float) -> SendR
 def start_background(execute: Execute, control: Control) -> SendJob:
     """Start a send and return its job at once; its result becomes the latest when done."""
     future = _loop.run_in_background(execute())
-    future.add_done_callback(
-        lambda f: remember(f.result()) if not f.cancelled() and not f.exception() else None
-    )
+    future.add_done_callback(_remember_outcome)
     return SendJob(future, control)
+
+
+def _remember_outcome(future: concurrent.futures.Future[SendResult]) -> None:
+    if not future.cancelled() and future.exception() is None:
+        remember(future.result())
+
+
+async def await_run(
+    execute: Execute, control: Control, *, wind_down: float = ASEND_WIND_DOWN
+) -> SendResult:
+    """Run a send on the library loop and ``await`` it from any event loop.
+
+    If the awaiting task is cancelled (``asyncio.wait_for`` timing out, a task group
+    ending, ``task.cancel()``), the run is aborted: the producer stops, requests in
+    flight are abandoned (their rows ``unknown``), connections close. Its partial
+    result is awaited (at most ``wind_down`` seconds, further cancellations
+    meanwhile waiting with it), becomes :func:`last_result`, and is attached to the
+    ``CancelledError`` raised again, as its ``result`` attribute
+    (``asyncio.wait_for`` raises ``TimeoutError`` from it: ``err.__cause__.result``).
+    """
+    future = _loop.run_in_background(execute())
+    waiting = asyncio.wrap_future(future)
+    try:
+        # Shielded: cancelling us must not cancel the run's future, which would drop
+        # its result; the run is wound down through its control instead.
+        result = await asyncio.shield(waiting)
+    except asyncio.CancelledError as cancelled:
+        control.abort()
+        partial = await _outlast(waiting, wind_down)
+        if partial is None:  # slower than the wind-down: kept when it comes
+            future.add_done_callback(_remember_outcome)
+        else:
+            remember(partial)
+            cancelled.result = partial  # type: ignore[attr-defined]
+        raise
+    return remember(result)
+
+
+async def _outlast(waiting: asyncio.Future[SendResult], within: float) -> SendResult | None:
+    """``waiting``'s result if it comes within ``within`` seconds, whatever cancels us."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + within
+    while not waiting.done() and loop.time() < give_up:
+        with contextlib.suppress(asyncio.CancelledError):  # the first one is re-raised
+            await asyncio.wait([waiting], timeout=give_up - loop.time())
+    if waiting.done() and not waiting.cancelled() and waiting.exception() is None:
+        return waiting.result()
+    return None
 
 
 def merge(previous: SendResult, again: SendResult, positions: np.ndarray[Any, Any]) -> SendResult:

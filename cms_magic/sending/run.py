@@ -161,11 +161,11 @@ class Run:
 
     async def execute(self) -> SendResult:
         self.started = time.perf_counter()
-        self.control.loop = asyncio.get_running_loop()
         config = self.config
         limits = httpx.Limits(
             max_connections=config.concurrency, max_keepalive_connections=config.concurrency
         )
+        interrupted: BaseException | None = None
         # The transport is used directly (see cms_magic.sending._transport.post).
         transport = config.transport or http_transport(limits)
         async with transport:
@@ -175,10 +175,16 @@ class Run:
             )
             workers = [asyncio.create_task(self._worker(queue)) for _ in range(config.concurrency)]
             producer = asyncio.create_task(self._produce(queue, len(workers)))
-            self.control.tasks = [producer, *workers]
-            # Never raises for a task: an abort cancels them all, and the rows they held
-            # were settled on the way out.
-            await asyncio.gather(producer, *workers, return_exceptions=True)
+            self.control.started(asyncio.get_running_loop(), [producer, *workers])
+            try:
+                # Never raises for a task: an abort cancels them all, and the rows they
+                # held were settled on the way out.
+                await asyncio.gather(producer, *workers, return_exceptions=True)
+            except asyncio.CancelledError as exc:
+                # This run itself was cancelled: gather has cancelled every task and
+                # waited for them (their rows are settled); the partial result is kept.
+                interrupted = exc
+                self.control.abort()
             failure = None if producer.cancelled() else producer.exception()
             if failure is not None:
                 log.error("reading the input failed", exc_info=failure)
@@ -199,6 +205,11 @@ class Run:
         result.preview = self.preview
         result.warnings = list(self.warnings)
         self._report(finished=True)
+        if interrupted is not None:
+            from cms_magic.sending.jobs import remember  # (jobs is imported already)
+
+            interrupted.result = remember(result)  # type: ignore[attr-defined]
+            raise interrupted
         return result
 
     async def _produce(self, queue: asyncio.Queue[Batch | None], workers: int) -> None:
@@ -207,7 +218,14 @@ class Run:
         next_number = 0
         try:
             while not self._stopping():
-                planned = await loop.run_in_executor(None, self._plan_next, chunks, next_number)
+                work = loop.run_in_executor(None, self._plan_next, chunks, next_number)
+                try:
+                    planned = await asyncio.shield(work)
+                except asyncio.CancelledError:
+                    # The chunk being planned is finished first (it cannot be stopped), so
+                    # nothing records its rejections after the result is built.
+                    await asyncio.wait([work])
+                    raise
                 if planned is None:
                     break
                 for batch in planned:
@@ -216,9 +234,12 @@ class Run:
                     await queue.put(batch)
                 next_number += len(planned)
         finally:
-            if not self.control.aborted:  # the workers are alive: tell each to finish
-                if not self._stopping() and sys.exc_info()[0] is not None:
-                    self.control.cancel()  # the input failed: stop the send
+            failed = sys.exc_info()[0]
+            if failed is not None and issubclass(failed, asyncio.CancelledError):
+                pass  # cancelled with the workers (an abort): nobody waits for end markers
+            elif not self.control.aborted:  # the workers are alive: tell each to finish
+                if failed is not None and not self._stopping():
+                    self.control.cancel(grace=None)  # the input failed: stop the send
                 for _ in range(workers):
                     await queue.put(None)
 
@@ -409,7 +430,7 @@ class Run:
         request = self._signed_request(body)
         assert self.transport is not None
         try:
-            response = await post(self.transport, request)
+            response = await post(self.transport, request, total=config.timeout)
         except httpx.TransportError as exc:
             verdict, decision = decide_failure(exc, retry_ambiguous=config.retry_ambiguous)
             http_status: int | None = None
