@@ -205,6 +205,7 @@ class Client:
             monotonic=self.monotonic,
             sleep=self.sleep,
             random=self.random,
+            qps=self.qps,
         )
         return Run(config, data, check_mapping(mapping), dry_run=dry_run, sender=self)
 

@@ -59,7 +59,7 @@ from cms_magic.sending.bisection import (
 from cms_magic.sending.inputs import prepare
 from cms_magic.sending.jobs import Control
 from cms_magic.sending.outcomes import ResultBuilder
-from cms_magic.sending.quota import TokenBucket
+from cms_magic.sending.quota import TokenBucket, lease_for
 from cms_magic.sending.retry import RetryPolicy, backoff, may_retry
 from cms_magic.signing import CmsAuth
 
@@ -96,6 +96,7 @@ class RunConfig:
     monotonic: Callable[[], float]
     sleep: Sleep
     random: Callable[[], float]
+    qps: float = 0.0  # the rate the run leases its shared quota at (with ``quota``)
 
 
 @dataclass(slots=True)
@@ -168,33 +169,37 @@ class Run:
         interrupted: BaseException | None = None
         # The transport is used directly (see cms_magic.sending._transport.post).
         transport = config.transport or http_transport(limits)
-        async with transport:
-            self.transport = transport
-            queue: asyncio.Queue[Batch | None] = asyncio.Queue(
-                maxsize=max(8, 4 * config.concurrency)
-            )
-            workers = [asyncio.create_task(self._worker(queue)) for _ in range(config.concurrency)]
-            producer = asyncio.create_task(self._produce(queue, len(workers)))
-            self.control.started(asyncio.get_running_loop(), [producer, *workers])
-            try:
-                # Never raises for a task: an abort cancels them all, and the rows they
-                # held were settled on the way out.
-                await asyncio.gather(producer, *workers, return_exceptions=True)
-            except asyncio.CancelledError as exc:
-                # This run itself was cancelled: gather has cancelled every task and
-                # waited for them (their rows are settled); the partial result is kept.
-                interrupted = exc
-                self.control.abort()
-            failure = None if producer.cancelled() else producer.exception()
-            if failure is not None:
-                log.error("reading the input failed", exc_info=failure)
-                error = SendError(
-                    f"reading the input failed ({type(failure).__name__}: {failure}); "
-                    "the rows not reached are not_sent",
-                    option="data",
+        # The run holds its key's shared quota at its qps for as long as it sends.
+        with lease_for(config.quota, config.qps):
+            async with transport:
+                self.transport = transport
+                queue: asyncio.Queue[Batch | None] = asyncio.Queue(
+                    maxsize=max(8, 4 * config.concurrency)
                 )
-                error.__cause__ = failure
-                self.builder.stop(error)
+                workers = [
+                    asyncio.create_task(self._worker(queue)) for _ in range(config.concurrency)
+                ]
+                producer = asyncio.create_task(self._produce(queue, len(workers)))
+                self.control.started(asyncio.get_running_loop(), [producer, *workers])
+                try:
+                    # Never raises for a task: an abort cancels them all, and the rows
+                    # they held were settled on the way out.
+                    await asyncio.gather(producer, *workers, return_exceptions=True)
+                except asyncio.CancelledError as exc:
+                    # This run itself was cancelled: gather has cancelled every task and
+                    # waited for them (their rows are settled); the partial result is kept.
+                    interrupted = exc
+                    self.control.abort()
+                failure = None if producer.cancelled() else producer.exception()
+                if failure is not None:
+                    log.error("reading the input failed", exc_info=failure)
+                    error = SendError(
+                        f"reading the input failed ({type(failure).__name__}: {failure}); "
+                        "the rows not reached are not_sent",
+                        option="data",
+                    )
+                    error.__cause__ = failure
+                    self.builder.stop(error)
         self.transport = None
         result = self.builder.build(
             elapsed=time.perf_counter() - self.started,

@@ -150,3 +150,30 @@ def test_unknown_option_is_a_clear_error() -> None:
         Client("http://127.0.0.1:9", credentials=DEMO).send(frame(1), content_column="x")
     assert info.value.option == "content_column"
     assert info.value.hint == "did you mean 'content_col'?"
+
+
+def test_a_send_holds_its_quota_lease_for_its_whole_run(emulator: EmulatorServer) -> None:
+    """While a send at qps 19 runs, its key's shared bucket stays at 19 whoever asks for
+    more; when it ends, the lease is released (issue 12 #11, the run's side)."""
+    from cms_magic.sending.quota import shared_quota
+
+    job = cms_magic.send(
+        frame(5_000),
+        endpoint=emulator.url,
+        credentials=DEMO,
+        content_col="content",
+        background=True,
+        qps=19,
+    )
+    reached = job.wait(0)
+    try:
+        give_up = 100
+        while not reached and (job.progress is None or job.progress.requests < 1) and give_up:
+            reached = job.wait(0.05)
+            give_up -= 1
+        assert not reached, "the send ended before it could be looked at"
+        assert shared_quota(DEMO.access_key_id, 20).rate == 19  # another send asks for 20
+    finally:
+        job.cancel()
+        assert job.wait(10)
+    assert shared_quota(DEMO.access_key_id, 20).rate == 20  # released: no one holds it
