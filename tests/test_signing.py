@@ -34,7 +34,8 @@ VECTORS = sorted((Path(__file__).parent / "vectors" / "signing").glob("*.json"))
 
 
 def load(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text(encoding="utf-8"))
+    case: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    return case
 
 
 def reference_signature(secret: str, sign_string: str) -> str:

@@ -53,17 +53,33 @@ def chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def renderings(exc: BaseException) -> str:
+def safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # a half-built object's repr may fail; trackers carry on
+        return f"<repr failed: {type(exc).__name__}>"
+
+
+def renderings(exc: BaseException, *, tolerate_failing_repr: bool = False) -> str:
     """Everything a tool could show of ``exc``: each chained exception's frames with their
-    locals, its message, args and attributes, and IPython's verbose traceback."""
+    locals, its message, args and attributes, and IPython's verbose traceback.
+
+    Python 3.11's ``capture_locals`` calls ``repr`` unguarded, so a local whose repr
+    fails makes the rendering itself fail; ``tolerate_failing_repr`` skips that one
+    rendering (the others guard their reprs)."""
     parts: list[str] = []
     for item in chain(exc):
-        rendered = traceback.TracebackException.from_exception(item, capture_locals=True)
-        parts += list(rendered.format(chain=True))
-        parts += [repr(item), str(item), repr(item.args), repr(vars(item))]
+        try:
+            rendered = traceback.TracebackException.from_exception(item, capture_locals=True)
+        except Exception:
+            if not tolerate_failing_repr:
+                raise
+        else:
+            parts += list(rendered.format(chain=True))
+        parts += [repr(item), str(item), repr(item.args), safe_repr(vars(item))]
         tb = item.__traceback__
         while tb is not None:  # what an error tracker walks: every frame's locals, repr'd
-            parts += [f"{name}={value!r}" for name, value in tb.tb_frame.f_locals.items()]
+            parts += [f"{k}={safe_repr(v)}" for k, v in tb.tb_frame.f_locals.items()]
             tb = tb.tb_next
     # IPython's verbose mode also evaluates the names on each frame's line; the cases' own
     # lines name the canaries, so it renders from the first frame of the library on.
@@ -467,18 +483,27 @@ def shown(obj: object) -> str:
     return "\n".join(parts)
 
 
+def from_cli_ak(home: Path) -> Credentials:
+    cli(home, {"profiles": [ak()]})
+    return resolve_credentials(env={}, home=home)
+
+
+def from_cli_sts(home: Path) -> Credentials:
+    cli(home, {"current": "default", "profiles": [sts()]})
+    return resolve_credentials(env={}, home=home)
+
+
+def from_ini_sts(home: Path) -> Credentials:
+    ini(home, ini_sts())
+    return resolve_credentials(env={}, home=home)
+
+
 SOURCES: dict[str, Callable[[Path], Credentials]] = {
     "explicit": lambda home: resolve_credentials(KEY_ID, SECRET, TOKEN, env={}, home=home),
     "environment": lambda home: resolve_credentials(env=full_env(), home=home),
-    "cli AK": lambda home: (
-        cli(home, {"profiles": [ak()]}),
-        resolve_credentials(env={}, home=home),
-    )[1],
-    "cli StsToken": lambda home: (
-        cli(home, {"current": "default", "profiles": [sts()]}),
-        resolve_credentials(env={}, home=home),
-    )[1],
-    "ini sts": lambda home: (ini(home, ini_sts()), resolve_credentials(env={}, home=home))[1],
+    "cli AK": from_cli_ak,
+    "cli StsToken": from_cli_sts,
+    "ini sts": from_ini_sts,
     "constructed": lambda home: Credentials(KEY_ID, SECRET, TOKEN),
 }
 

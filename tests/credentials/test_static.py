@@ -150,7 +150,7 @@ def test_values_are_kept_stripped_and_empty_token_is_none() -> None:
 def test_credentials_are_frozen_and_picklable() -> None:
     creds = Credentials(KEY_ID, SECRET, TOKEN)
     with pytest.raises(AttributeError):
-        creds.access_key_secret = "x"  # type: ignore[misc]
+        creds.access_key_secret = "x"  # type: ignore[misc,assignment]
     assert pickle.loads(pickle.dumps(creds)) == creds  # noqa: S301 - our own bytes
 
 
@@ -183,7 +183,7 @@ def test_credentials_error_is_a_cms_error() -> None:
 
 def test_explicit_arguments(resolve: Callable[..., Credentials]) -> None:
     creds = resolve(KEY_ID, SECRET)
-    assert (creds.access_key_id, creds.access_key_secret) == (KEY_ID, SECRET)
+    assert (creds.access_key_id, creds.access_key_secret.reveal()) == (KEY_ID, SECRET)
     assert creds.security_token is None
     assert creds.source == "explicit"
     sts = resolve(access_key_id=KEY_ID, access_key_secret=SECRET, security_token=TOKEN)
@@ -225,7 +225,7 @@ def test_explicit_half_pair_is_an_error_even_when_env_has_keys(home: Path) -> No
 
 def test_environment(resolve: Callable[..., Credentials]) -> None:
     creds = resolve(env={ENV_ID: KEY_ID, ENV_SECRET: SECRET})
-    assert (creds.access_key_id, creds.access_key_secret) == (KEY_ID, SECRET)
+    assert (creds.access_key_id, creds.access_key_secret.reveal()) == (KEY_ID, SECRET)
     assert creds.security_token is None
     assert creds.source == "environment"
 
