@@ -23,7 +23,8 @@ from tests.sending._helpers import DEMO, frame, no_sleep_client
 Handler = Callable[[httpx.Request], httpx.Response]
 
 TOKEN = "CAIS+HostileEchoToken/xyz789==tail"
-STS = Credentials(DEMO.access_key_id, DEMO.access_key_secret, security_token=TOKEN)
+SECRET = DEMO.access_key_secret.reveal()
+STS = Credentials(DEMO.access_key_id, SECRET, security_token=TOKEN)
 
 
 def store_then(status: int, every: int, emulator: Emulator, body: bytes | None = None) -> Handler:
@@ -50,7 +51,7 @@ def store_then(status: int, every: int, emulator: Emulator, body: bytes | None =
 def _echo(status: int, code: str) -> Handler:
     def handler(request: httpx.Request) -> httpx.Response:
         headers = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
-        msg = f"echo {headers}\ntoken={TOKEN} again {TOKEN!r} secret {DEMO.access_key_secret}"
+        msg = f"echo {headers}\ntoken={TOKEN} again {TOKEN!r} secret {SECRET}"
         return httpx.Response(status, json={"code": code, "msg": msg, "requestId": TOKEN})
 
     return handler
@@ -89,7 +90,7 @@ def test_a_server_echoing_headers_and_the_token_leaks_nothing(
         result._repr_html_(),
         caplog.text,
     ]
-    secrets = [TOKEN, DEMO.access_key_secret, *seen, *(a.split(":", 1)[1] for a in seen)]
+    secrets = [TOKEN, SECRET, *seen, *(a.split(":", 1)[1] for a in seen)]
     for text in texts:
         for secret in secrets:
             assert secret not in text
