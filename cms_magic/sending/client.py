@@ -29,10 +29,18 @@ How a send runs:
   the offending events, :mod:`cms_magic.sending.bisection`). A timeout after the
   request was sent leaves its rows ``unknown`` unless ``retry_ambiguous=True``,
   since a retry may duplicate them.
-- Cancel (``SendJob.cancel()``, or Ctrl-C in a foreground send) stops at the next
-  batch boundary and keeps a partial result that ``retry()`` can finish
-  (``cms_magic.last_result()`` holds it after an interrupt;
-  :mod:`cms_magic.sending.jobs`).
+- Every attempt has one total deadline, ``timeout`` seconds for connect, write
+  and read together (the body included), so a server trickling its answer cannot
+  hold a send. An answer is read to at most 64 KiB and never decoded (the request
+  asks for ``Accept-Encoding: identity``); a larger or encoded one is a malformed
+  answer: its rows are ``unknown`` (:mod:`cms_magic.sending._transport`).
+- Cancel (``SendJob.cancel()``, the panel's Cancel, or Ctrl-C in a foreground
+  send) stops at the next batch boundary and keeps a partial result that
+  ``retry()`` can finish (``cms_magic.last_result()`` holds it after an
+  interrupt; :mod:`cms_magic.sending.jobs`). ``SendJob.cancel()`` gives requests
+  in flight 1.5 s (``jobs.CANCEL_GRACE``) to finish, then abandons them (their
+  rows ``unknown``). Cancelling ``await client.asend(...)`` aborts at once; the
+  partial result is also the ``CancelledError``'s ``result``.
 
 Names kept importable from here for the skins: ``Progress`` (lives in
 :mod:`cms_magic.progress`), ``SendJob`` (:mod:`cms_magic.results`),
