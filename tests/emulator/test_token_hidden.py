@@ -23,7 +23,7 @@ def test_a_bad_signature_shows_the_string_to_sign_without_the_token() -> None:
     assert f"x-cms-security-token:{TOKEN_MARKER}" in msg
     assert TOKEN not in msg
     assert TOKEN not in answer.body.decode()
-    assert STS.access_key_secret not in answer.body.decode()
+    assert STS.access_key_secret.reveal() not in answer.body.decode()
     log = json.dumps(emu.requests())
     assert TOKEN not in log
     assert TOKEN_MARKER in log

@@ -41,7 +41,9 @@ def rows_file(tmp_path: Path) -> Path:
 def server(monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
     with serve(qps=0) as emu:
         monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", emu.credentials.access_key_id)
-        monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_SECRET", emu.credentials.access_key_secret)
+        monkeypatch.setenv(
+            "ALIBABA_CLOUD_ACCESS_KEY_SECRET", emu.credentials.access_key_secret.reveal()
+        )
         yield emu
 
 
