@@ -167,3 +167,31 @@ def test_a_synchronous_send_from_inside_the_library_loop_is_refused() -> None:
     loop.call_soon_threadsafe(lambda: (inside(), done.set()))
     assert done.wait(5)
     assert calls == ["send"]  # refused before the run's coroutine was made
+
+
+def test_a_cancel_or_abort_asked_before_the_run_started_takes_effect_when_it_does() -> None:
+    async def main() -> tuple[bool, bool]:
+        loop = asyncio.get_running_loop()
+        late_cancel, late_abort = Control(), Control()
+        late_cancel.cancel(grace=0.05)  # before the run has its loop and tasks
+        late_abort.abort()
+        held = [asyncio.create_task(asyncio.sleep(30)) for _ in range(2)]
+        late_cancel.started(loop, [held[0]])
+        late_abort.started(loop, [held[1]])
+        await asyncio.wait(held, timeout=5)
+        return held[0].cancelled(), held[1].cancelled()
+
+    assert asyncio.run(main()) == (True, True)  # the grace ran out; the abort applied
+
+
+def test_a_cancel_grace_does_not_abort_a_run_that_ended() -> None:
+    async def main() -> bool:
+        control = Control()
+        done = asyncio.create_task(asyncio.sleep(0))
+        control.started(asyncio.get_running_loop(), [done])
+        await done
+        control.cancel(grace=0.01)
+        await asyncio.sleep(0.05)
+        return control.aborted
+
+    assert asyncio.run(main()) is False
