@@ -170,8 +170,10 @@ class SendJob:
         return self._future.result(timeout=timeout)
 
     def cancel(self) -> None:
-        """Stop at the next batch boundary; requests in flight finish. The result keeps
-        what was done; the rest is ``not_sent`` (``result().retry()`` resumes)."""
+        """Stop at the next batch boundary. Requests in flight get a short grace
+        (``cms_magic.sending.jobs.CANCEL_GRACE``, 1.5 s) to finish, then are abandoned as
+        ``unknown``. The result keeps what was done; the rest is ``not_sent``
+        (``result().retry()`` resumes)."""
         self.control.cancel()
 
     def abort(self) -> None:

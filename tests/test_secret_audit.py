@@ -179,13 +179,6 @@ def test_no_secret_in_any_core_output(caplog: pytest.LogCaptureFixture, tmp_path
     assert sink.leaks() == 0, sink.leaking()
 
 
-@pytest.mark.xfail(
-    reason="sending/client.py (not this audit's file): Client.__repr__ reads self.url, "
-    "unset while __init__ raises, so traceback's capture_locals (which calls repr "
-    "unguarded on 3.11) fails to render a Client('not a url') error at all",
-    raises=AttributeError,
-    strict=True,
-)
 def test_a_client_that_fails_to_build_renders_with_locals(tmp_path: Path) -> None:
     exc = caught(lambda _home: Client("not a url", credentials=STS), tmp_path)
     rendered = traceback.TracebackException.from_exception(exc, capture_locals=True)

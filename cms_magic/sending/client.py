@@ -180,7 +180,11 @@ class Client:
         self.auth = CmsAuth.from_credentials(self.credentials, source_ip=source_ip, clock=clock)
 
     def __repr__(self) -> str:
-        return f"Client(url={self.url!r}, credentials={self.credentials!r}, qps={self.qps})"
+        # Tolerant of a half-built client: traceback tools call repr on the locals of a
+        # failing __init__ (capture_locals, %xmode Verbose), where no attribute may be set yet.
+        url = getattr(self, "url", None)
+        credentials = getattr(self, "credentials", None)
+        return f"Client(url={url!r}, credentials={credentials!r}, qps={getattr(self, 'qps', None)})"
 
     def quota_bucket(self) -> TokenBucket | None:
         """The bucket this client's requests take their slots from (None: no client limit).

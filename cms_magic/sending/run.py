@@ -69,7 +69,8 @@ log = logging.getLogger("cms_magic")
 
 Sleep = Callable[[float], Awaitable[None]]
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
+# Accept-Encoding: identity is set again by the transport; here it shows in a dry run's preview.
+_JSON_HEADERS = {"Content-Type": "application/json", "Accept-Encoding": "identity"}
 
 #: The endpoints already warned about a skewed clock (one warning each per process).
 _skew_warned: _state.Registry[str, bool] = _state.registry("clock skew warned")
