@@ -116,6 +116,18 @@ class _Final:
         return self.decision.status
 
 
+class _Wire:
+    """Where one delivery stands, for an abort to tell ``unknown`` from ``not_sent``:
+    an attempt is on the wire, or an earlier attempt's answer was ambiguous."""
+
+    __slots__ = ("ambiguous", "attempts", "in_flight")
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.in_flight = False
+        self.ambiguous = False
+
+
 class _AuthStop(Exception):
     """The credentials were refused: this worker stops delivering."""
 
@@ -327,17 +339,27 @@ class Run:
         a 413 by bytes. ``earlier``: an ambiguous answer an enclosing request of these
         rows got (they may be stored already)."""
         body = b"[" + b",".join(payloads) + b"]"
+        wire = _Wire()
         try:
-            final, earlier = await self._post(number, body, len(positions), earlier)
+            final, earlier = await self._post(number, body, len(positions), earlier, wire)
         except asyncio.CancelledError:
-            self.builder.settle(
-                positions,
-                "unknown",
-                "unknown: the send was aborted while this request was in flight; the events "
-                "may or may not have been delivered",
-                batch=number,
-                attempts=1,
-            )
+            if wire.in_flight or wire.ambiguous or earlier is not None:
+                self.builder.settle(
+                    positions,
+                    "unknown",
+                    "unknown: the send was aborted while this request was in flight; the "
+                    "events may or may not have been delivered",
+                    batch=number,
+                    attempts=max(1, wire.attempts),
+                )
+            else:  # aborted while waiting for its quota slot: nothing went out
+                self.builder.settle(
+                    positions,
+                    "not_sent",
+                    "not sent: the send was aborted before this request went out",
+                    batch=number,
+                    attempts=0,
+                )
             raise
         reason = final.decision.reason
         step = next_step(
@@ -371,7 +393,12 @@ class Run:
             raise _AuthStop
 
     async def _post(
-        self, number: int, body: bytes, events: int, earlier: str | None = None
+        self,
+        number: int,
+        body: bytes,
+        events: int,
+        earlier: str | None = None,
+        wire: _Wire | None = None,
     ) -> tuple[_Final, str | None]:
         """Post one body: attempts, each signed again, within the retry budget.
 
@@ -382,7 +409,8 @@ class Run:
         config = self.config
         policy = config.retry_policy
         began = config.monotonic()
-        final = await self._attempt(number, body, 1)
+        wire = wire if wire is not None else _Wire()
+        final = await self._attempt(number, body, 1, wire)
         attempt = 1
         while final.decision.retryable and may_retry(policy, attempt, config.monotonic() - began):
             if final.status == "unknown" and earlier is None:  # ambiguous: may be stored
@@ -390,7 +418,7 @@ class Run:
             wait = backoff(policy, attempt, final.verdict.retry_after, config.random())
             await config.sleep(wait)
             attempt += 1
-            final = await self._attempt(number, body, attempt)
+            final = await self._attempt(number, body, attempt, wire)
         if earlier is not None:
             final.decision = after_ambiguous(final.decision, earlier)
         self.builder.add_request(
@@ -423,8 +451,9 @@ class Run:
         self.config.auth.sign(request)
         return request
 
-    async def _attempt(self, number: int, body: bytes, attempt: int) -> _Final:
-        """One signed POST, and what its answer (or its failure) means."""
+    async def _attempt(self, number: int, body: bytes, attempt: int, wire: _Wire) -> _Final:
+        """One signed POST, and what its answer (or its failure) means. ``wire`` counts the
+        attempts that started to go out (an abort before any leaves the rows ``not_sent``)."""
         config = self.config
         quota = config.quota
         if quota is not None:
@@ -435,6 +464,8 @@ class Run:
         began = time.perf_counter()
         request = self._signed_request(body)
         assert self.transport is not None
+        wire.attempts += 1
+        wire.in_flight = True
         try:
             response = await post(self.transport, request, total=config.timeout)
         except httpx.TransportError as exc:
@@ -447,6 +478,7 @@ class Run:
             http_status = response.status_code
             verdict = classify(http_status, response.content, response.headers, now=sent_at)
             decision = decide(verdict, http_status, retry_ambiguous=config.retry_ambiguous)
+        wire.in_flight = False  # answered (or failed): an abort from here on is not in flight
         # Server text (and exception text, which may quote it) is scrubbed here, once:
         # every record, reason, error, summary and log line below is made from it.
         secrets = answer_secrets(config.credentials, request.headers.get("authorization"))
@@ -458,7 +490,10 @@ class Run:
         if decision.error:
             self.errors += 1
         latency = (time.perf_counter() - began) * 1000
-        return _Final(decision, verdict, http_status, attempt, latency, sent_at)
+        final = _Final(decision, verdict, http_status, attempt, latency, sent_at)
+        if final.status == "unknown":
+            wire.ambiguous = True  # this attempt may have stored the events
+        return final
 
     def _check_clock_skew(self, server_date: str | None) -> None:
         """Warn once per endpoint when the server's clock and ours differ by over 5 minutes."""
