@@ -6,7 +6,10 @@ Values that are not text become text faithfully or not at all: a dict, a list or
 array is written as compact JSON; bytes are decoded as UTF-8 (bytes that are not
 UTF-8 reject their row); a ``Decimal('sNaN')`` rejects its row; anything else is
 its ``str``. The whole row as JSON (the default content) writes floats so that they
-read back exactly (orjson's shortest round-trip text; NaN and infinities as null).
+read back exactly (orjson's shortest round-trip text; NaN and infinities as null),
+text as it is (no escaped slashes), and datetimes as ISO 8601 with the UTC offset of
+the zone the event's time is read in (tz-aware values in their own zone, naive ones
+in ``tz``), so the content's times read as the event's time does.
 
 The common case (every value already a string, an integer dtype) is checked with
 array operations, without Python code per row.
@@ -14,27 +17,31 @@ array operations, without Python code per row.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
+from datetime import datetime, timezone, tzinfo
 from itertools import repeat
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import orjson
 
 from cms_magic.events._values import (
+    JSON_OPTIONS,
     Rejections,
     bytes_text,
     field_label,
     integer_values,
     is_missing,
     is_signaling_nan,
+    json_default,
     object_values,
     show,
     to_json,
 )
-from cms_magic.events.mapping import template_columns
+from cms_magic.events.mapping import resolve_tz, template_columns
 from cms_magic.protocol import GROUP_ID_MAX
 
 if TYPE_CHECKING:
@@ -147,46 +154,59 @@ def template_column(df: pd.DataFrame, template: str, rejections: Rejections) -> 
     return out
 
 
-def row_json_column(df: pd.DataFrame, rejections: Rejections) -> list[str | None]:
+def row_json_column(
+    df: pd.DataFrame, rejections: Rejections, tz: tzinfo | None = None
+) -> list[str | None]:
     """Each row as compact JSON (the default content), a column of JSON values at a time.
 
     Keys are the column labels as text (the mapping has checked that they are unique).
-    Floats are written by orjson, so they read back exactly; times as ISO 8601 with
-    milliseconds (tz-aware ones in UTC with ``Z``); missing values as null.
+    Floats are written by orjson, so they read back exactly; missing values as null;
+    text as it is (no escaped slashes, no ``\\u`` escapes of non-ASCII text).
+    Datetimes are ISO 8601 with milliseconds and the UTC offset of the zone the
+    event's time is read in: a tz-aware value in its own zone, as it is
+    (``2024-03-01T08:00:00.123+08:00``), a naive one in ``tz`` (default: this
+    machine's local zone, as for the event's time). A naive value that does not exist
+    or is ambiguous in ``tz`` (a daylight-saving change) is written without an offset,
+    as it is, since no single offset is right.
     """
     n = len(df)
+    zone = tz if tz is not None else resolve_tz(None)
     keys = [orjson.dumps(str(c)).replace(b"%", b"%%") for c in df.columns]
-    columns = [_json_values(df.iloc[:, j], str(c), rejections) for j, c in enumerate(df.columns)]
+    columns = [
+        _json_values(df.iloc[:, j], str(c), rejections, zone) for j, c in enumerate(df.columns)
+    ]
     template = b"{" + b",".join(key + b":%b" for key in keys) + b"}"
     rows = zip(*columns, strict=True) if columns else repeat((), n)
     return [row.decode("utf-8") for row in map(template.__mod__, rows)]
 
 
-def _json_values(series: pd.Series, key: str, rejections: Rejections) -> list[bytes]:
+def _json_values(series: pd.Series, key: str, rejections: Rejections, tz: tzinfo) -> list[bytes]:
     """One column's values as JSON texts (``null`` where a value cannot be written; its row
     is rejected)."""
-    import pandas as pd
-
     dtype = series.dtype
     dumps = orjson.dumps
-    if isinstance(dtype, np.dtype):
+    if isinstance(dtype, np.dtype) and dtype.kind in "fiub":
         if (dtype.kind == "f" and dtype.itemsize == 8) or dtype.kind in "iub":
             return list(map(dumps, series.to_numpy().tolist()))
-        if dtype.kind == "f":  # float16/32: numpy scalars, written by their own shortest text
-            return [dumps(v, option=orjson.OPT_SERIALIZE_NUMPY) for v in series.to_numpy()]
-        if dtype.kind == "M":
-            return _json_times(series.array.asi8, series.array.unit, b'"')
-    if isinstance(dtype, pd.DatetimeTZDtype):
-        return _json_times(series.array.asi8, dtype.unit, b'Z"')
+        # float16/32: numpy scalars, written by their own shortest text
+        return [dumps(v, option=orjson.OPT_SERIALIZE_NUMPY) for v in series.to_numpy()]
+    datetimes = _datetimes(series)
+    if datetimes is not None:
+        return _json_times(datetimes, tz)
     values = object_values(series)
+    if _all_strings(values):
+        return list(map(dumps, values))  # text: no default, no options, no Python per row
+    write = functools.partial(
+        dumps, default=_row_default(tz), option=JSON_OPTIONS | orjson.OPT_PASSTHROUGH_DATETIME
+    )
     try:
-        return list(map(to_json, values))
+        return list(map(write, values))
     except TypeError:
         pass  # some value cannot be written: find it, row by row
     out: list[bytes] = []
     for i, value in enumerate(values):
         try:
-            out.append(to_json(value))
+            out.append(write(value))
         except TypeError as exc:
             why = exc.__cause__ or exc  # orjson wraps what json_default raised
             rejections.add(i, f"'content' (the row as JSON) cannot write column {key!r}: {why}")
@@ -194,15 +214,102 @@ def _json_values(series: pd.Series, key: str, rejections: Rejections) -> list[by
     return out
 
 
-def _json_times(values: np.ndarray[Any, Any], unit: str, close: bytes) -> list[bytes]:
-    """Datetimes as JSON strings ``"2024-03-01T08:00:00.123"`` (``close`` ends them)."""
-    missing = values == np.iinfo(np.int64).min
-    stamps = values.astype(f"M8[{unit}]").astype("M8[ms]")
+def _datetimes(series: pd.Series) -> pd.Series | None:
+    """A column of datetimes as numpy-backed ``datetime64[unit]`` (naive) or tz-aware; None
+    for other columns (pyarrow dates stay dates: they are written as ``2024-03-01``)."""
+    import pandas as pd
+
+    dtype = series.dtype
+    if isinstance(dtype, pd.DatetimeTZDtype) or (isinstance(dtype, np.dtype) and dtype.kind == "M"):
+        return series
+    if isinstance(dtype, pd.ArrowDtype):
+        arrow_type = dtype.pyarrow_dtype
+        unit, zone = getattr(arrow_type, "unit", None), getattr(arrow_type, "tz", None)
+        if dtype.kind != "M" or unit is None:
+            return None
+        if zone is not None:
+            return series.astype(pd.DatetimeTZDtype(unit, zone))
+        naive: pd.Series = series.astype(np.dtype(f"M8[{unit}]"))
+        return naive
+    return None
+
+
+def _row_default(tz: tzinfo) -> Callable[[Any], Any]:
+    """:func:`json_default` for the row as JSON: a naive ``datetime`` is written in ``tz``."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return _local_iso(value, tz)
+        return json_default(value)
+
+    return default
+
+
+def _local_iso(value: datetime, tz: tzinfo) -> str:
+    """A datetime as ISO 8601 with its offset; a naive one read in ``tz`` (as it is where no
+    single offset is right)."""
+    if value.tzinfo is not None and value.utcoffset() is not None:
+        return value.isoformat()
+    plain = value.replace(tzinfo=None)
+    try:
+        first = plain.replace(tzinfo=tz, fold=0)
+        second = plain.replace(tzinfo=tz, fold=1)
+        offset = first.utcoffset()
+        round_trip = first.astimezone(timezone.utc).astimezone(tz).replace(tzinfo=None)
+    except (OverflowError, ValueError, OSError):
+        return plain.isoformat()
+    if offset is None or offset != second.utcoffset() or round_trip != plain:
+        return plain.isoformat()  # ambiguous or missing in tz
+    return first.isoformat()
+
+
+def _json_times(datetimes: pd.Series, tz: tzinfo) -> list[bytes]:
+    """Datetimes as JSON strings ``"2024-03-01T08:00:00.123+08:00"`` (see :func:`row_json_column`)."""
+    import pandas as pd
+
+    array = datetimes.array
+    unit: str = array.unit
+    missing = np.asarray(array.isna(), dtype=bool)
+    aware = isinstance(datetimes.dtype, pd.DatetimeTZDtype)
+    wall = (datetimes.dt.tz_localize(None) if aware else datetimes).array.asi8
+    known = ~missing
+    try:
+        if aware:
+            utc = array.asi8
+        else:
+            local = pd.Series(wall.view(f"M8[{unit}]")).dt.tz_localize(
+                tz, ambiguous="NaT", nonexistent="NaT"
+            )
+            known &= ~local.isna().to_numpy(dtype=bool)
+            utc = local.array.asi8
+        per_second = np.timedelta64(1, "s") // np.timedelta64(1, unit)  # type: ignore[call-overload]
+        offsets = np.where(known, (wall - utc) // per_second, 0)
+    except (OverflowError, ValueError):  # a time the zone's rules cannot place
+        known[:] = False
+        offsets = np.zeros(len(wall), dtype=np.int64)
+    stamps = wall.view(f"M8[{unit}]").astype("M8[ms]")
     texts = np.char.encode(np.datetime_as_string(stamps, unit="ms"), "ascii").tolist()
-    out = [b'"' + t + close for t in texts]
+    zones, which = np.unique(np.where(known, offsets, _NO_OFFSET), return_inverse=True)
+    closes = [_close(int(seconds)) for seconds in zones.tolist()]
+    out = [b'"' + t + closes[k] for t, k in zip(texts, which.tolist(), strict=True)]
     for i in np.flatnonzero(missing).tolist():
         out[i] = b"null"
     return out
+
+
+#: The offset key of a value written without an offset (no real offset is this large).
+_NO_OFFSET: Final = 1 << 40
+
+
+def _close(seconds: int) -> bytes:
+    """The end of a JSON time string: its UTC offset (``+08:00``) and the quote."""
+    if seconds == _NO_OFFSET:
+        return b'"'
+    sign = b"-" if seconds < 0 else b"+"
+    hours, rest = divmod(abs(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    text = b"%s%02d:%02d" % (sign, hours, minutes)
+    return text + (b":%02d" % secs if secs else b"") + b'"'
 
 
 def group_column(

@@ -21,6 +21,7 @@ import pytest
 from cms_magic.emulator import Emulator, demo_credentials
 from cms_magic.errors import MappingError
 from cms_magic.events import Conversion, EventMapping, events_from_frame, iter_conversions
+from cms_magic.events.mapping import resolve_tz
 from cms_magic.events.records import Event
 from cms_magic.sending.client import Client
 
@@ -355,14 +356,16 @@ def test_the_whole_row_json_keeps_times_ints_and_text_as_before() -> None:
         }
     )
     contents = [orjson.loads(e["content"]) for e in decoded(events_from_frame(frame))]
+    # times in the event's zone: a naive one in tz (default local), an aware one in its own
+    local = dt.datetime(2024, 3, 1, 8, tzinfo=resolve_tz(None)).isoformat()[19:]
     assert contents == [
         {
             "name": "n",
             "i": 1,
             "b": True,
             "s": "中文😀",
-            "t": "2024-03-01T08:00:00.123",
-            "tz": "2024-03-01T00:00:00.123Z",
+            "t": f"2024-03-01T08:00:00.123{local}",
+            "tz": "2024-03-01T08:00:00.123+08:00",
             "d": {"k": [1, 2]},
             "raw": "ok",
         },
