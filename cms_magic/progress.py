@@ -26,6 +26,8 @@ __all__ = [
     "ProgressCallback",
     "TextProgress",
     "Throttle",
+    "duration",
+    "plural",
     "progress_callback",
 ]
 
@@ -33,9 +35,32 @@ __all__ = [
 UPDATES_PER_SECOND = 8.0
 
 
+def plural(count: int, singular: str, plural_form: str | None = None) -> str:
+    """``count`` and the noun that agrees with it: ``1 request``, ``2 requests``, ``1,000 events``.
+
+    The one helper every summary, bar and message uses; ``plural_form`` for nouns that
+    do not just take an ``s``.
+    """
+    word = singular if count == 1 else (plural_form or singular + "s")
+    return f"{count:,} {word}"
+
+
 @dataclass(frozen=True, slots=True)
 class Progress:
-    """A snapshot of a running send, given to progress callbacks and ``SendJob.progress``."""
+    """A snapshot of a running send, given to progress callbacks and ``SendJob.progress``.
+
+    Every row is in one of: ``accepted``, ``rejected``, ``unknown`` (or a dry run's
+    rows), which make up ``done``; ``not_sent`` (settled as not sent: this run will not
+    send it, ``retry()`` can); and ``pending`` (not settled yet: the run will still
+    send it). ``done + not_sent + pending == total``. A producer that does not count
+    pending rows apart (``pending`` not given) has the rows it reports as not sent
+    read as pending while the send runs, and as not sent once it has finished.
+
+    ``max_rate`` is how many events per second the send's quota allows at most (its
+    qps times the events per request; 0 when unknown or unlimited): with it the
+    :attr:`eta` is known before the first answer, and never shorter than the quota
+    makes possible.
+    """
 
     total: int
     done: int
@@ -47,6 +72,14 @@ class Progress:
     errors: int
     elapsed: float
     finished: bool = False
+    pending: int = -1  # -1: not given (see above)
+    max_rate: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.pending < 0:
+            waiting = 0 if self.finished else self.not_sent
+            object.__setattr__(self, "pending", waiting)
+            object.__setattr__(self, "not_sent", self.not_sent - waiting)
 
     @property
     def rate(self) -> float:
@@ -55,21 +88,57 @@ class Progress:
 
     @property
     def eta(self) -> float | None:
-        """Seconds left at the rate so far (None before there is a rate; 0 when finished)."""
-        if self.finished or self.done >= self.total:
+        """Seconds left: the longer of the rate so far and the quota's best (``max_rate``);
+        None when neither is known; 0 when finished."""
+        left = self.pending
+        if self.finished or left <= 0:
             return 0.0
-        rate = self.rate
-        return (self.total - self.done) / rate if rate > 0 else None
+        estimates = [left / r for r in (self.rate, self.max_rate) if r > 0]
+        return max(estimates) if estimates else None
 
     def line(self) -> str:
-        """A one-line status for text renderers."""
-        parts = [f"{self.done:,}/{self.total:,} events", f"{self.requests:,} requests"]
-        if self.rejected or self.unknown or self.errors:
-            parts.append(
-                f"{self.rejected:,} rejected, {self.unknown:,} unknown, {self.errors:,} errors"
-            )
-        parts.append(f"{self.rate:,.0f} events/s")
+        """A one-line status for renderers: ``1,200/5,000 events, 12 requests, 400 events/s,
+        ETA 10s`` (the finished snapshot: ``..., done in 12s``)."""
+        parts = [f"{self.done:,}/{plural(self.total, 'event')}", plural(self.requests, "request")]
+        troubles = [
+            f"{self.rejected:,} rejected" if self.rejected else "",
+            f"{self.unknown:,} unknown" if self.unknown else "",
+            f"{self.not_sent:,} not sent" if self.not_sent else "",
+            plural(self.errors, "error") if self.errors else "",
+        ]
+        parts += [t for t in troubles if t]
+        if self.finished:
+            parts.append(f"done in {duration(self.elapsed)}")
+        else:
+            parts.append(f"{self.rate:,.0f} events/s")
+            eta = self.eta
+            parts.append("ETA ?" if eta is None else f"ETA {duration(eta)}")
         return ", ".join(parts)
+
+    def __str__(self) -> str:
+        return self.line()
+
+    def __repr__(self) -> str:
+        fields = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in (
+                "total",
+                "done",
+                "accepted",
+                "rejected",
+                "not_sent",
+                "unknown",
+                "pending",
+                "requests",
+                "errors",
+            )
+        )
+        eta = self.eta
+        shown_eta = "None" if eta is None else f"{eta:.1f}"
+        return (
+            f"Progress({fields}, elapsed={self.elapsed:.1f}, eta={shown_eta}, "
+            f"finished={self.finished})"
+        )
 
 
 #: The hook: called with each snapshot, from the send's thread.
@@ -107,7 +176,10 @@ class Throttle:
             return True
 
 
-def _duration(seconds: float) -> str:
+def duration(seconds: float) -> str:
+    """``2.6s``, ``12s``, ``1m15s``, ``2h05m``: a duration as a bar shows it."""
+    if seconds < 9.95:
+        return f"{max(seconds, 0.0):.1f}s"
     whole = int(seconds + 0.5)
     if whole < 60:
         return f"{whole}s"
@@ -120,21 +192,11 @@ def _duration(seconds: float) -> str:
 
 def text_line(progress: Progress) -> str:
     """``cms_magic: 1,200/5,000 events (24%), 12 requests, 400 events/s, ETA 10s``."""
-    share = f" ({100 * progress.done // progress.total}%)" if progress.total else ""
-    parts = [
-        f"{progress.done:,}/{progress.total:,} events{share}",
-        f"{progress.requests:,} requests",
-    ]
-    failed = progress.rejected + progress.unknown
-    if failed:
-        parts.append(f"{progress.rejected:,} rejected, {progress.unknown:,} unknown")
-    if progress.finished:
-        parts.append(f"done in {_duration(progress.elapsed)}")
-    else:
-        parts.append(f"{progress.rate:,.0f} events/s")
-        eta = progress.eta
-        parts.append("ETA ?" if eta is None else f"ETA {_duration(eta)}")
-    return "cms_magic: " + ", ".join(parts)
+    line = progress.line()
+    if progress.total:
+        head, _, rest = line.partition(", ")
+        line = f"{head} ({100 * progress.done // progress.total}%), {rest}"
+    return "cms_magic: " + line
 
 
 class TextProgress:

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 import numpy as np
 
 from cms_magic.errors import ConfigError, InternalError, SendError
-from cms_magic.progress import Progress, ProgressCallback
+from cms_magic.progress import Progress, ProgressCallback, plural
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 __all__ = [
     "STATUSES",
     "JobControl",
+    "Outcome",
     "RequestRecord",
     "ResendSpec",
     "Resender",
@@ -61,6 +62,8 @@ __all__ = [
 
 Status = Literal["accepted", "rejected", "not_sent", "unknown", "dry_run"]
 STATUSES: tuple[Status, ...] = ("accepted", "rejected", "not_sent", "unknown", "dry_run")
+#: A whole send in one word (:attr:`SendResult.outcome`).
+Outcome = Literal["ok", "partial", "failed", "cancelled", "dry_run"]
 #: The byte that stands for each status in the per-row arrays.
 CODES: dict[str, int] = {name: code for code, name in enumerate(STATUSES)}
 ACCEPTED, REJECTED, NOT_SENT, UNKNOWN, DRY_RUN = range(5)
@@ -194,12 +197,18 @@ class SendJob:
         self._future.add_done_callback(lambda _: callback(self))
 
     def __repr__(self) -> str:
-        progress = self.progress
-        detail = progress.line() if progress else "starting"
+        """``<SendJob running: 1,200/5,000 events, 12 requests, 400 events/s, ETA 9.5s>``;
+        once ended, the result's summary and where it is (``.result()``)."""
         future = self._future
-        if future.done() and not future.cancelled() and future.exception() is None:
-            detail = future.result().summary()
-        return f"<SendJob {self.status}: {detail}>"
+        if not future.done():
+            progress = self.progress
+            return f"<SendJob running: {progress.line() if progress else 'starting'}>"
+        if future.cancelled():
+            return "<SendJob cancelled before it started>"
+        failure = future.exception()
+        if failure is not None:
+            return f"<SendJob failed: {type(failure).__name__}: {failure}>"
+        return f"<SendJob {self.status}: {future.result().summary(None)} (.result())>"
 
 
 class SendResult:
@@ -294,12 +303,16 @@ class SendResult:
     @property
     def requests(self) -> pd.DataFrame:
         """One row per request: batch, events, bytes, http_status, code, msg, request_id,
-        attempts, latency_ms, sent_at, outcome."""
+        attempts, latency_ms (of the last attempt, to 0.1 ms; :attr:`request_records` has
+        it unrounded), sent_at, outcome."""
         import pandas as pd
 
         columns = list(RequestRecord.__dataclass_fields__)
         frame = pd.DataFrame([asdict(r) for r in self.request_records], columns=columns)
         frame["status"] = frame["status"].astype("Int64")
+        # Shown to 0.1 ms (finer is noise for a network round trip); request_records keeps
+        # the measured value.
+        frame["latency_ms"] = frame["latency_ms"].astype(float).round(1)
         frame["sent_at"] = pd.to_datetime(frame["sent_at"], unit="s", utc=True)
         renamed: pd.DataFrame = frame.rename(columns={"status": "http_status"})
         return renamed
@@ -477,18 +490,59 @@ class SendResult:
             possible_duplicate=duplicate,
         )
 
-    def summary(self, name: str = "result") -> str:
-        """One line: accepted out of total, the time, what else happened and where to look.
+    @property
+    def outcome(self) -> Outcome:
+        """The send in one word, for a skin's colour or icon: ``ok`` (every row accepted),
+        ``dry_run``, ``cancelled`` (cancelled or interrupted before the end), ``failed``
+        (nothing accepted, or the whole send stopped on an error), else ``partial``."""
+        counts = self.counts()
+        if self.cancelled:
+            return "cancelled"
+        if self.error is not None:
+            return "failed"
+        if counts["dry_run"] and not (counts["rejected"] or counts["unknown"]):
+            return "dry_run"
+        if self.ok:
+            return "ok"
+        return "failed" if counts["accepted"] == 0 and not counts["dry_run"] else "partial"
 
-        ``name`` is what the pointer at the failed rows calls this result
-        (``-> result.failed()``).
+    @property
+    def resumable(self) -> bool:
+        """True when :meth:`retry` would send something that may succeed now: rows not sent,
+        a result made by a send, and no error (refused credentials) that would stop it again."""
+        return (
+            bool((self._status == NOT_SENT).any())
+            and self.error is None
+            and self.request is not None
+            and self.request.sender is not None
+        )
+
+    def summary(
+        self,
+        name: str | None = "result",
+        *,
+        next_step: str | None = None,
+        interrupted: bool = False,
+    ) -> str:
+        """One line: accepted out of total, the time, what else happened, what to do next.
+
+        ``name`` is how the reader reaches this result (``"result"``, ``"r"``,
+        ``"panel.result"``, ``"job.result()"``): the line ends by pointing at it,
+        ``-> r.retry() resumes`` when rows were not sent and a retry can send them
+        (after a cancel or an interruption), ``-> r.failed()`` for rows to look at.
+        ``name=None`` points at nothing. ``next_step`` replaces the pointer by the
+        skin's own words (the command line's ``see failed.csv``); it is shown only when
+        some rows were not accepted. ``interrupted`` (the skin saw a Ctrl-C) words a
+        cancelled send as interrupted.
         """
         counts = self.counts()
         total = len(self)
         if counts["dry_run"]:
-            head = f"dry run: {counts['dry_run']:,}/{total:,} events would be sent"
+            head = f"dry run: {counts['dry_run']:,}/{plural(total, 'event')} would be sent"
         else:
-            head = f"{counts['accepted']:,}/{total:,} events accepted in {self.elapsed:.1f} s"
+            head = (
+                f"{counts['accepted']:,}/{plural(total, 'event')} accepted in {self.elapsed:.1f} s"
+            )
         others = [
             f"{counts[s]:,} {s.replace('_', ' ')}"
             for s in ("rejected", "not_sent", "unknown")
@@ -498,17 +552,43 @@ class SendResult:
         marks = [f"{duplicated:,} possibly duplicated"] if duplicated else []
         line = head + ("; " + ", ".join(others + marks) if others or marks else "")
         if self.cancelled:
-            line += "; cancelled"
+            line += "; interrupted" if interrupted else "; cancelled"
         if self.error:
             line += f"; stopped: {self.error}"
-        if others:
-            line += f" -> {name}.failed()"
-        return line
+        if not others:
+            return line
+        if next_step is not None:
+            return f"{line} -> {next_step}"
+        if name is None:
+            return line
+        pointers = []
+        if self.resumable:
+            pointers.append(f"{name}.retry()" + (" resumes" if self.cancelled else ""))
+        if counts["rejected"] or counts["unknown"] or not self.resumable:
+            pointers.append(f"{name}.failed()")
+        return f"{line} -> {', '.join(pointers)}"
 
     def __repr__(self) -> str:
-        return f"<SendResult {self.summary()}>"
+        """``<SendResult 1,000 events in 1.2 s: 997 accepted, 3 rejected>``: short, complete,
+        and not the summary line a progress bar already showed."""
+        counts = self.counts()
+        shown = ", ".join(f"{counts[s]:,} {s.replace('_', ' ')}" for s in STATUSES if counts[s])
+        extra = []
+        if self.possibly_duplicated:
+            extra.append(f"{self.possibly_duplicated:,} possibly duplicated")
+        if self.cancelled:
+            extra.append("cancelled")
+        if self.error is not None:
+            extra.append(f"stopped: {type(self.error).__name__}")
+        tail = "; " + "; ".join(extra) if extra else ""
+        return (
+            f"<SendResult {plural(len(self), 'event')} in {self.elapsed:.1f} s"
+            f"{': ' + shown if shown else ''}{tail}>"
+        )
 
     def _repr_html_(self) -> str:
+        """The counts in colour, where the events went, and the first rows not accepted
+        with their reasons; not the summary line (a progress bar has shown it)."""
         counts = self.counts()
         colours = {
             "accepted": "#2e7d32",
@@ -518,7 +598,8 @@ class SendResult:
             "dry_run": "#1565c0",
         }
         cells = "".join(
-            f'<td style="padding:2px 8px;color:{colours[s]}"><b>{counts[s]:,}</b> {s}</td>'
+            f'<td style="padding:2px 8px;color:{colours[s]}">'
+            f"<b>{counts[s]:,}</b> {s.replace('_', ' ')}</td>"
             for s in STATUSES
             if counts[s]
         )
@@ -528,14 +609,27 @@ class SendResult:
                 '<td style="padding:2px 8px;color:#6a1b9a">'
                 f"<b>{duplicated:,}</b> possibly duplicated</td>"
             )
+        notes = []
+        if self.cancelled:
+            notes.append("cancelled")
+        if self.error is not None:
+            notes.append(f"stopped: {self.error}")
+        where = f" to {self.endpoint}" if self.endpoint else ""
+        head = f"SendResult: {plural(len(self), 'event')}{where} in {self.elapsed:.1f} s" + "".join(
+            f"; {n}" for n in notes
+        )
         failed = ""
         positions = np.flatnonzero(self.failed_mask())[:5]
         if len(positions):
             failed = self.events.iloc[positions][["status", "reason"]].to_html(
                 notebook=False, border=0
             )
+        methods = ".events, .requests" + (", .failed()" if len(positions) else "")
+        if self.resumable:
+            methods += ", .retry()"
         return (
             '<div class="cms-magic-result">'
-            f"<div>{html.escape(self.summary())}</div>"
-            f"<table><tr>{cells}</tr></table>{failed}</div>"
+            f"<div>{html.escape(head)}</div>"
+            f"<table><tr>{cells}</tr></table>{failed}"
+            f'<div style="color:#666">{html.escape(methods)}</div></div>'
         )

@@ -56,8 +56,10 @@ def test_result_frames_and_html() -> None:
     assert events.loc[0, "request_id"] is not None
     assert events.loc[3, "status"] == "rejected"
     html = result._repr_html_()
-    assert "149/150 events accepted" in html
+    assert "<b>149</b> accepted" in html
+    assert "<b>1</b> rejected" in html
     assert "poison marker" in html
+    assert result.summary() not in html  # the bar showed the summary line: not again
     body = orjson.loads(orjson.dumps(emulator.events()[0]))
     assert body["name"] == "ev0"
 
@@ -147,3 +149,106 @@ def test_send_job_is_the_public_type_of_a_background_send() -> None:
     from cms_magic.sending.jobs import SendJob as from_jobs
 
     assert from_client is from_jobs is SendJob
+
+
+def _mixed(*codes: int, resender: bool = False, **kw: Any) -> SendResult:
+    n = len(codes)
+
+    class Nobody:
+        def resend(self, *args: Any, **kwargs: Any) -> Any:
+            raise AssertionError("not called")
+
+    request = ResendSpec(list(range(n)), {}, False, Nobody()) if resender else None
+    return SendResult(
+        status=np.asarray(codes, dtype=np.uint8),
+        batch=np.zeros(n, dtype=np.int32),
+        attempts=np.ones(n, dtype=np.uint16),
+        reasons={},
+        request_index=np.full(n, -1, dtype=np.int32),
+        request_ids=[],
+        index=None,
+        request_records=[],
+        elapsed=0.5,
+        request=request,
+        **kw,
+    )
+
+
+def test_the_summary_agrees_in_number() -> None:
+    assert _mixed(0).summary() == "1/1 event accepted in 0.5 s"
+    assert _mixed(4, 4).summary().startswith("dry run: 2/2 events would be sent")
+
+
+def test_the_summary_names_the_result_as_the_skin_does() -> None:
+    rejected = _mixed(0, 1, resender=True)
+    assert rejected.summary("panel.result").endswith("1 rejected -> panel.result.failed()")
+    assert rejected.summary(name=None) == "1/2 events accepted in 0.5 s; 1 rejected"
+    assert rejected.summary(next_step="see failed.csv").endswith("1 rejected -> see failed.csv")
+    assert _mixed(0).summary(next_step="see failed.csv") == "1/1 event accepted in 0.5 s"
+
+
+def test_an_interrupted_or_cancelled_summary_says_how_to_resume() -> None:
+    cancelled = _mixed(0, 2, 2, resender=True, cancelled=True)
+    assert cancelled.resumable
+    assert cancelled.summary("r") == (
+        "1/3 events accepted in 0.5 s; 2 not sent; cancelled -> r.retry() resumes"
+    )
+    assert cancelled.summary("r", interrupted=True) == (
+        "1/3 events accepted in 0.5 s; 2 not sent; interrupted -> r.retry() resumes"
+    )
+    both = _mixed(0, 1, 2, resender=True, cancelled=True)
+    assert both.summary("r").endswith("-> r.retry() resumes, r.failed()")
+    # not sent without a cancel (throttled to the end): retry() sends them, no "resumes"
+    assert _mixed(0, 2, resender=True).summary("r").endswith("1 not sent -> r.retry()")
+    # refused credentials would refuse a retry too: only failed() is offered
+    refused = _mixed(2, 2, resender=True, error=SendError("the service refused the credentials"))
+    assert not refused.resumable
+    assert refused.summary("r").endswith("-> r.failed()")
+
+
+def test_the_outcome_in_one_word() -> None:
+    assert _mixed(0, 0).outcome == "ok"
+    assert _mixed(0, 1).outcome == "partial"
+    assert _mixed(1, 3).outcome == "failed"
+    assert _mixed(0, 2, cancelled=True).outcome == "cancelled"
+    assert _mixed(4, 4).outcome == "dry_run"
+    assert _mixed(2, error=SendError("stopped")).outcome == "failed"
+
+
+def test_the_repr_is_a_short_line_of_its_own() -> None:
+    assert repr(_mixed(0, 0, 0)) == "<SendResult 3 events in 0.5 s: 3 accepted>"
+    assert repr(_mixed(0, 1, 2, resender=True, cancelled=True)) == (
+        "<SendResult 3 events in 0.5 s: 1 accepted, 1 rejected, 1 not sent; cancelled>"
+    )
+    assert repr(_mixed(0)) == "<SendResult 1 event in 0.5 s: 1 accepted>"
+    assert "failed()" not in repr(_mixed(1, 1))  # a repr does not know the variable
+
+
+def test_the_requests_frame_shows_latency_to_a_tenth_of_a_millisecond() -> None:
+    result = no_sleep_client(Emulator(qps=0).handle_request).send(frame(3), content_col="content")
+    exact = result.request_records[0].latency_ms
+    shown = result.requests["latency_ms"].iloc[0]
+    assert shown == round(exact, 1)
+    assert str(shown) == f"{exact:.1f}"
+
+
+def test_a_jobs_repr_rounds_and_points_at_its_result() -> None:
+    import concurrent.futures
+
+    from cms_magic.progress import Progress
+
+    class Still:
+        progress: Progress | None = Progress(10, 4, 4, 0, 6, 0, 1, 0, 2.621074889000056)
+
+        def cancel(self) -> None: ...
+
+        def abort(self) -> None: ...
+
+    future: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
+    job = SendJob(future, Still())
+    assert repr(job) == "<SendJob running: 4/10 events, 1 request, 2 events/s, ETA 3.9s>"
+    assert job.progress is not None
+    assert (job.progress.pending, job.progress.not_sent) == (6, 0)
+    assert "elapsed=2.6," in repr(job.progress)
+    future.set_result(_mixed(0, 1))
+    assert repr(job) == ("<SendJob done: 1/2 events accepted in 0.5 s; 1 rejected (.result())>")

@@ -14,8 +14,10 @@
   :func:`last_result` and on the ``CancelledError`` as ``.result``);
 - :func:`merge` / :func:`merged_job` fold a resend into the result it retries.
 
-The latest result lives in a :mod:`cms_magic._state` slot, so
-``_state.reset()`` forgets it.
+The latest result lives in a :mod:`cms_magic._state` slot, and so do the
+background jobs still running (:func:`running_jobs`: a job is there from its
+start until it ends, done, cancelled or failed), so ``_state.reset()`` forgets
+both.
 """
 
 from __future__ import annotations
@@ -48,12 +50,17 @@ __all__ = [
     "merged_job",
     "remember",
     "run_foreground",
+    "running_jobs",
     "start_background",
 ]
 
 log = logging.getLogger("cms_magic")
 
 _latest: _state.Slot[SendResult] = _state.slot("latest result")
+
+# The background jobs running, in the order they started (a dict used as an ordered set).
+_running: _state.Slot[dict[SendJob, None]] = _state.slot("running jobs")
+_running_lock = threading.Lock()
 
 #: After a cancel, how long requests in flight may take to finish before they are abandoned.
 CANCEL_GRACE: Final = 1.5
@@ -125,6 +132,30 @@ def last_result() -> SendResult | None:
     return _latest.get()
 
 
+def running_jobs() -> list[SendJob]:
+    """The background jobs of this process still running, oldest first (``%cms last``
+    says a send is running and gives its job). A job is listed while ``job.done()`` is
+    False; by the time it is not, its result is :func:`last_result` (or a later one's)."""
+    with _running_lock:
+        jobs = list(_running.get() or ())
+    return [job for job in jobs if not job.done()]
+
+
+def _track(job: SendJob) -> SendJob:
+    """Keep ``job`` in :func:`running_jobs` until it ends."""
+    with _running_lock:
+        _running.get_or_create(dict)[job] = None
+    job.add_done_callback(_untrack)  # at once if it has already ended
+    return job
+
+
+def _untrack(job: SendJob) -> None:
+    with _running_lock:
+        jobs = _running.get()
+        if jobs is not None:
+            jobs.pop(job, None)
+
+
 def remember(result: SendResult) -> SendResult:
     """Make ``result`` the latest result; returns it."""
     _latest.set(result)
@@ -175,9 +206,13 @@ def run_foreground(execute: Execute, control: Control, *, grace: float) -> SendR
 
 def start_background(execute: Execute, control: Control) -> SendJob:
     """Start a send and return its job at once; its result becomes the latest when done."""
-    future = _loop.run_in_background(execute())
-    future.add_done_callback(_remember_outcome)
-    return SendJob(future, control)
+
+    async def remembered() -> SendResult:
+        # The result is the latest before the job is done: once running_jobs() no
+        # longer lists a job, last_result() is its result (or a later one).
+        return remember(await execute())
+
+    return _track(SendJob(_loop.run_in_background(remembered()), control))
 
 
 def _remember_outcome(future: concurrent.futures.Future[SendResult]) -> None:
@@ -237,7 +272,8 @@ def merge(previous: SendResult, again: SendResult, positions: np.ndarray[Any, An
 
 
 def merged_job(previous: SendResult, job: SendJob, positions: np.ndarray[Any, Any]) -> SendJob:
-    """A job whose result is ``job``'s merged into ``previous`` (its control is ``job``'s)."""
+    """A job whose result is ``job``'s merged into ``previous`` (its control is ``job``'s);
+    it stands for ``job`` in :func:`running_jobs`."""
     done: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
 
     def finish(ended: SendJob) -> None:
@@ -246,5 +282,7 @@ def merged_job(previous: SendResult, job: SendJob, positions: np.ndarray[Any, An
         except BaseException as exc:  # handed to whoever waits on the job
             done.set_exception(exc)
 
+    merged = _track(SendJob(done, job.control))
+    _untrack(job)
     job.add_done_callback(finish)
-    return SendJob(done, job.control)
+    return merged

@@ -4,20 +4,29 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Coroutine
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 import cms_magic
 from cms_magic import _state
 from cms_magic.emulator import Emulator, EmulatorServer, serve
 from cms_magic.errors import ConfigError
+from cms_magic.results import SendResult
 from cms_magic.sending import _loop
 from cms_magic.sending.client import Client, RetryPolicy
-from cms_magic.sending.jobs import Control, run_foreground
+from cms_magic.sending.jobs import (
+    Control,
+    merged_job,
+    run_foreground,
+    running_jobs,
+    start_background,
+)
 from tests.sending._helpers import DEMO, Script, frame, no_sleep_client
 
 
@@ -164,7 +173,12 @@ def test_a_synchronous_send_from_inside_the_library_loop_is_refused() -> None:
 
     loop = _loop.library_loop()
     done = threading.Event()
-    loop.call_soon_threadsafe(lambda: (inside(), done.set()))
+
+    def then_done() -> None:
+        inside()
+        done.set()
+
+    loop.call_soon_threadsafe(then_done)
     assert done.wait(5)
     assert calls == ["send"]  # refused before the run's coroutine was made
 
@@ -195,3 +209,72 @@ def test_a_cancel_grace_does_not_abort_a_run_that_ended() -> None:
         return control.aborted
 
     assert asyncio.run(main()) is False
+
+
+def _result(*codes: int) -> SendResult:
+    n = len(codes)
+    return SendResult(
+        status=np.asarray(codes, dtype=np.uint8),
+        batch=np.zeros(n, dtype=np.int32),
+        attempts=np.ones(n, dtype=np.uint16),
+        reasons={},
+        request_index=np.full(n, -1, dtype=np.int32),
+        request_ids=[],
+        index=None,
+        request_records=[],
+        elapsed=0.1,
+    )
+
+
+def _held() -> tuple[concurrent.futures.Future[SendResult], Any]:
+    """A run that ends when the test says, with the result it is given."""
+    release: concurrent.futures.Future[SendResult] = concurrent.futures.Future()
+
+    async def execute() -> SendResult:
+        return await asyncio.wrap_future(release)
+
+    return release, execute
+
+
+def test_running_jobs_lists_a_background_job_until_it_ends() -> None:
+    assert running_jobs() == []
+    release, execute = _held()
+    job = start_background(execute, Control())
+    assert running_jobs() == [job]
+    second_release, second = _held()
+    other = start_background(second, Control())
+    assert running_jobs() == [job, other]  # oldest first
+    result = _result(0, 0)
+    release.set_result(result)
+    assert job.wait(10)
+    # No window where the job is gone and the latest result still the previous one.
+    assert running_jobs() == [other]
+    assert cms_magic.last_result() is result
+    second_release.set_exception(RuntimeError("broken"))
+    assert other.wait(10)
+    assert running_jobs() == []
+
+
+def test_running_jobs_live_in_the_resettable_state() -> None:
+    release, execute = _held()
+    job = start_background(execute, Control())
+    assert "running jobs" in _state.names()
+    assert running_jobs() == [job]
+    _state.reset()
+    assert running_jobs() == []
+    release.set_result(_result(0))
+    assert job.wait(10)
+    assert running_jobs() == []
+
+
+def test_a_background_retry_is_listed_once_as_the_merged_job() -> None:
+    release, execute = _held()
+    inner = start_background(execute, Control())
+    previous = _result(0, 2, 2)
+    merged = merged_job(previous, inner, np.array([1, 2]))
+    assert running_jobs() == [merged]
+    release.set_result(_result(0, 0))
+    assert merged.wait(10)
+    assert running_jobs() == []
+    assert merged.result().ok
+    assert cms_magic.last_result() is merged.result()
