@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -13,32 +14,11 @@ import pytest
 from cms_magic import emulator
 from cms_magic.emulator import EmulatorServer, serve
 from cms_magic.ui.cli import main
-
-CLOUD_VARIABLES = (
-    "ALIBABA_CLOUD_ACCESS_KEY_ID",
-    "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-    "ALIBABA_CLOUD_PROFILE",
-    "ALIBABA_CLOUD_CREDENTIALS_FILE",
-    "ALIBABA_CLOUD_REGION_ID",
-    "CMS_MAGIC_ENDPOINT",
-)
-
-
-def nothing_configured(monkeypatch: pytest.MonkeyPatch, home: Path) -> None:
-    """No cloud credentials, no target in the environment, an empty HOME."""
-    for var in CLOUD_VARIABLES:
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("HOME", str(home))
-
-
-def rows_file(tmp_path: Path) -> Path:
-    path = tmp_path / "rows.csv"
-    pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
-    return path
+from tests.ui.cli._helpers import nothing_configured, rows_file
 
 
 @pytest.fixture
-def server(monkeypatch: pytest.MonkeyPatch) -> EmulatorServer:
+def server(monkeypatch: pytest.MonkeyPatch) -> Iterator[EmulatorServer]:
     with serve(qps=0) as emu:
         monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", emu.credentials.access_key_id)
         monkeypatch.setenv(
@@ -131,7 +111,7 @@ def test_usage_errors_exit_2(
     path = tmp_path / "rows.csv"
     pd.DataFrame({"name": ["a"], "content": ["b"]}).to_csv(path, index=False)
     assert main(["send", str(path), "--endpoint", server.url, "--content-col", "nope"]) == 2
-    assert capsys.readouterr().err.endswith(
+    assert capsys.readouterr().err == (  # said before anything says "sending"
         "cms-event: error: --content-col 'nope': no such column; columns: name, content\n"
     )
     missing = tmp_path / "missing.csv"
@@ -187,7 +167,7 @@ def test_endpoint_local_says_it_is_local(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stderr
     assert "local emulator" in run.stderr
-    assert "1/1 events accepted" in run.stdout
+    assert "1/1 event" in run.stdout
 
 
 def test_emulator_subcommand_passes_its_options_through() -> None:
@@ -221,10 +201,10 @@ def test_endpoint_local_in_any_case(
         captured.err
         == "cms-event: sending 1 row to the local emulator: nothing leaves this machine\n"
     )
-    assert "1/1 events accepted" in captured.out
+    assert "1/1 event" in captured.out
     running = emulator.embedded_running()
     assert running is not None
-    assert running.events() == [{"content": "b", "name": "a"}]
+    assert running.events() == [{"content": "row 0", "name": "a"}]
 
 
 def test_with_nothing_configured_the_target_is_the_local_emulator(
@@ -235,7 +215,7 @@ def test_with_nothing_configured_the_target_is_the_local_emulator(
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert "cms-event: sending 1 row to the local emulator" in captured.err
-    assert "1/1 events accepted" in captured.out
+    assert "1/1 event" in captured.out
 
 
 def test_with_cloud_credentials_configured_a_target_must_be_named(
@@ -278,8 +258,8 @@ def test_a_region_id_given_to_endpoint_is_that_region(
     path = rows_file(tmp_path)
     assert main(["send", str(path), "--endpoint", "CN-Hangzhou", "--dry-run", "--quiet"]) == 0
     captured = capsys.readouterr()
-    assert "to region cn-hangzhou (public endpoint https://" in captured.err
-    assert "dry run: 1/1 events would be sent" in captured.out
+    assert "for region cn-hangzhou (public endpoint https://" in captured.err
+    assert "dry run: 1/1 event" in captured.out
 
 
 def test_the_send_options_come_from_the_options_table(
@@ -294,3 +274,115 @@ def test_the_send_options_come_from_the_options_table(
         assert flag in shown
     assert "(default: 20)" in shown  # settings.DEFAULT_QPS, through the table
     assert "(default: 4)" in shown
+
+
+@pytest.mark.parametrize(
+    ("flags", "said"),
+    [
+        (["--name", "", "--content-col", "content"], "--name '': must be a non-empty string"),
+        (["--tz", "Mars/Olympus"], "--tz 'Mars/Olympus': "),
+        (["--content-col", "mesage"], "did you mean 'message'?"),
+        (["--group-id-col", "gid"], "--group-id-col 'gid': no such column"),
+        (["--max-retries", "-1"], "--max-retries -1: "),
+        (["--timeout", "0"], "--timeout 0.0: "),
+        (["--concurrency", "0"], "--concurrency 0: "),
+    ],
+)
+def test_errors_are_worded_in_flags_and_said_before_sending(
+    flags: list[str],
+    said: str,
+    server: EmulatorServer,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"host": ["a"], "message": ["disk full"]}).to_csv(path, index=False)
+    code = main(["send", str(path), "--endpoint", server.url, "--name", "disk", *flags])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert captured.err.startswith("cms-event: error: "), captured.err
+    assert said in captured.err
+    assert captured.err.count("\n") == 1  # nothing said "sending" first
+    for python_words in ("name=", "tz=", "_col", "max_retries", "max_attempts", "timeout="):
+        assert python_words not in captured.err
+    assert server.requests() == []
+
+
+def test_a_malformed_key_in_the_environment_is_named_by_its_variable(
+    server: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI has spaces")
+    path = rows_file(tmp_path)
+    assert main(["send", str(path), "--endpoint", server.url]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("cms-event: error: ALIBABA_CLOUD_ACCESS_KEY_ID: must not contain"), err
+    assert "access_key_id" not in err
+    assert "spaces" not in err  # masked
+
+
+def test_a_profile_that_does_not_exist_is_said_before_sending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nothing_configured(monkeypatch, tmp_path)
+    path = rows_file(tmp_path)
+    code = main(["send", str(path), "--endpoint", "http://127.0.0.1:9", "--profile", "work"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("cms-event: error: profile 'work' (from the profile argument)"), err
+    assert "sending" not in err
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="cms_magic/credentials/static.py words 'no credentials found' in Python terms "
+    "('pass access_key_id= and access_key_secret=', 'arguments access_key_id / "
+    "access_key_secret'); the CLI cannot reword the core's text",
+)
+def test_no_credentials_found_is_said_in_the_command_lines_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    nothing_configured(monkeypatch, tmp_path)
+    path = rows_file(tmp_path)
+    assert main(["send", str(path), "--endpoint", "http://127.0.0.1:9"]) == 2
+    err = capsys.readouterr().err
+    assert "ALIBABA_CLOUD_ACCESS_KEY_ID" in err
+    assert "access_key_id=" not in err
+    assert "arguments access_key_id" not in err
+
+
+def test_dry_run_previews_the_first_request_and_says_dry_run(
+    server: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = rows_file(tmp_path, rows=3)
+    arguments = ["send", str(path), "--endpoint", server.url, "--content-col", "content"]
+    assert main([*arguments, "--dry-run", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "sending" not in captured.err
+    assert captured.err.startswith("cms-event: dry run of 3 rows for ")
+    assert "nothing is sent" in captured.err
+    out = captured.out
+    assert f"dry run: the first request would be POST {server.url}/" in out
+    assert "authorization: " in out.lower()
+    assert "<signature>" in out
+    assert server.credentials.access_key_secret.reveal() not in out
+    assert server.credentials.access_key_id not in out  # masked
+    assert '"content":"row 0"' in out
+    assert "body (" in out
+    assert out.splitlines()[-1].startswith("dry run: 3/3 events")
+    assert server.requests() == []
+
+
+def test_the_bar_counts_rows_in_whole_numbers(
+    server: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = rows_file(tmp_path, rows=5)
+    assert main(["send", str(path), "--endpoint", server.url, "--content-col", "content"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("cms-event: sending 5 rows to ")  # the bar comes after
+    assert "5/5" in err
+    assert "rows" in err.splitlines()[-1]
+    assert "0.00" not in err
+    assert "5.00" not in err

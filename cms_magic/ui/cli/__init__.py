@@ -13,11 +13,20 @@ local`` in any case, a region id, ``public``, a URL; with none given, the
 environment, then the local emulator unless cloud credentials are configured).
 Credentials come from the environment or a CLI profile (``--profile``), never
 from the command line. Errors are the core's, worded with the flags
-(:func:`cms_magic.ui.options.flag_subject`).
+(:func:`cms_magic.ui.options.flag_subject`; a credential field as its
+environment variable or the profile), one line on stderr, before anything is
+sent.
+
+``--failed-out PATH`` receives every row not accepted, with its ``status`` and
+``reason`` (:mod:`cms_magic.ui.cli.tables`), also when the send is interrupted
+(SIGINT, SIGTERM: :mod:`cms_magic.ui.cli.send`); sent again with the same
+options, it resumes the send. ``--dry-run`` prints the first request as it
+would go out (Authorization masked).
 
 Exit status: 0 every event accepted (or, with ``--dry-run``, every event valid);
 1 some events were not accepted (see the summary and ``--failed-out``);
-2 a usage or configuration error; 130 interrupted.
+2 a usage or configuration error (an unreadable file too); 130 interrupted by
+SIGINT (Ctrl-C), 143 by SIGTERM.
 """
 
 from __future__ import annotations
@@ -25,25 +34,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from cms_magic._version import __version__
 from cms_magic.errors import ConfigError, CredentialsError, InputError
+from cms_magic.ui.cli.send import cli_subject, err, out, run_send
+from cms_magic.ui.cli.tables import read_table, write_table
 from cms_magic.ui.options import (
     MAPPING_OPTIONS,
     SEND_OPTIONS,
     TARGET_OPTIONS,
     add_arguments,
-    flag_subject,
 )
-from cms_magic.ui.render import TqdmProgress
 
-if TYPE_CHECKING:
-    import pandas as pd
-
-__all__ = ["main"]
-
-_JSON_LINES = {".jsonl", ".ndjson", ".json"}
+__all__ = ["main", "read_table", "write_table"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,8 +70,16 @@ def _parser() -> argparse.ArgumentParser:
     add_arguments(send.add_argument_group("target"), (o.name for o in TARGET_OPTIONS))
     add_arguments(send.add_argument_group("sending"), (o.name for o in SEND_OPTIONS))
     behaviour = send.add_argument_group("behaviour")
-    behaviour.add_argument("--dry-run", action="store_true", help="everything but the POST")
-    behaviour.add_argument("--failed-out", type=Path, help="write rows not accepted to this file")
+    behaviour.add_argument(
+        "--dry-run", action="store_true", help="everything but the POST; shows the first request"
+    )
+    behaviour.add_argument(
+        "--failed-out",
+        type=Path,
+        metavar="FILE",
+        help="write every row not accepted, with its status and reason, to FILE "
+        "(also when interrupted; send FILE again to resume)",
+    )
     behaviour.add_argument("--quiet", action="store_true", help="no progress bar")
 
     commands.add_parser("regions", help="list the regions and their endpoints")
@@ -81,94 +92,15 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def read_table(path: str) -> pd.DataFrame:
-    """Read CSV, JSON lines or Parquet by the file's extension."""
-    import pandas as pd
-
-    if path == "-":
-        return pd.read_csv(sys.stdin)
-    file = Path(path)
-    if not file.exists():
-        raise InputError("no such file", option="file", value=path)
-    suffix = file.suffix.lower()
-    if suffix in _JSON_LINES:
-        return pd.read_json(file, lines=True, dtype=False)
-    if suffix in {".parquet", ".pq"}:
-        try:
-            return pd.read_parquet(file)
-        except ImportError as exc:
-            raise InputError(
-                f"reading Parquet needs pyarrow (pip install pyarrow): {exc}",
-                option="file",
-                value=path,
-            ) from None
-    return pd.read_csv(file)
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """Write rows in the format the extension says (CSV by default)."""
-    suffix = path.suffix.lower()
-    if suffix in _JSON_LINES:
-        frame.to_json(path, orient="records", lines=True, force_ascii=False, date_format="iso")
-    elif suffix in {".parquet", ".pq"}:
-        frame.to_parquet(path)
-    else:
-        frame.to_csv(path, index=False)
-
-
-def _send(args: argparse.Namespace) -> int:
-    import cms_magic
-    from cms_magic.targets import resolve_target
-
-    target = resolve_target(
-        args.endpoint,
-        region=args.region,
-        internal=args.internal,
-        credentials_given=args.profile is not None,
-    )
-    credentials = target.credentials(profile=args.profile)
-    frame = read_table(args.file)
-    rows = f"{len(frame):,} row{'' if len(frame) == 1 else 's'}"
-    print(f"cms-event: sending {rows} to {target.label}: {target.where}", file=sys.stderr)
-    sending = {
-        o.name: o.default if getattr(args, o.name) is None else getattr(args, o.name)
-        for o in SEND_OPTIONS
-    }
-    retry = cms_magic.RetryPolicy(max_attempts=sending.pop("max_retries") + 1)
-    mapping = {o.name: getattr(args, o.name) for o in MAPPING_OPTIONS}
-    result = cms_magic.send(
-        frame,
-        endpoint=target,
-        credentials=credentials,
-        dry_run=args.dry_run,
-        progress=False if args.quiet else TqdmProgress(desc="cms-event"),
-        retry=retry,
-        **sending,
-        **mapping,
-    )
-    print(result.summary())
-    failed = result.failed_mask()
-    if failed.any():
-        reasons = result.events.loc[failed, "reason"].value_counts().head(5)
-        for reason, count in reasons.items():
-            print(f"  {count:,} x {reason}", file=sys.stderr)
-    if args.failed_out is not None and failed.any():
-        write_table(result.failed(), args.failed_out)
-        print(f"{int(failed.sum()):,} rows not accepted written to {args.failed_out}")
-    if args.dry_run:
-        return 0 if result.counts()["rejected"] == 0 else 1
-    return 0 if result.ok else 1
-
-
 def _regions() -> int:
     from cms_magic.regions import public_endpoint, regions
 
     rows = [(r.id, r.name, r.internal_endpoint) for r in regions()]
     widths = [max(len(row[i]) for row in rows) for i in range(2)]
-    print(f"public endpoint: {public_endpoint()}\n")
-    print(f"{'id':<{widths[0]}}  {'name':<{widths[1]}}  internal endpoint")
+    out(f"public endpoint: {public_endpoint()}\n")
+    out(f"{'id':<{widths[0]}}  {'name':<{widths[1]}}  internal endpoint")
     for region_id, name, internal in rows:
-        print(f"{region_id:<{widths[0]}}  {name:<{widths[1]}}  {internal}")
+        out(f"{region_id:<{widths[0]}}  {name:<{widths[1]}}  {internal}")
     return 0
 
 
@@ -183,17 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "regions":
             return _regions()
-        return _send(args)
+        return run_send(args)
     except (ConfigError, CredentialsError, InputError) as exc:
-        print(f"cms-event: error: {exc.describe(flag_subject)}", file=sys.stderr)
+        err(f"cms-event: error: {exc.describe(cli_subject(getattr(args, 'profile', None)))}")
         return 2
     except BrokenPipeError:  # e.g. `cms-event regions | head`
         sys.stderr.close()
         return 0
-    except KeyboardInterrupt:
-        from cms_magic import last_result
-
-        partial = last_result()
-        if partial is not None:
-            print(f"interrupted: {partial.summary()}", file=sys.stderr)
+    except KeyboardInterrupt:  # before the send started (reading the file, say)
+        err("cms-event: interrupted before anything was sent")
         return 130
