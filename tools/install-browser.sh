@@ -1,20 +1,34 @@
 #!/usr/bin/env bash
-# Install Debian's Chromium for the real-browser test (tests/browser/), once.
+# Install Debian's Chromium and the fonts for the real-browser test (tests/browser/), once.
 #
-# Idempotent: does nothing when /usr/lib/chromium/chromium is already there.
-# Otherwise: apt-get update, then chromium and fonts-liberation, without the
-# recommended extras. Never runs `playwright install`: the Playwright wheel
-# carries its driver, and the test drives Debian's Chromium (executable_path).
+# Idempotent and fast when present: does nothing when /usr/lib/chromium/chromium is
+# there and every package below is installed (one dpkg-query). Otherwise: apt-get
+# update, then the missing packages, without the recommended extras:
+#   chromium                Debian's build (the test launches it by executable_path)
+#   fonts-liberation        Latin text with the usual metrics
+#   fonts-noto-cjk          Chinese text of the sample data (hosts, services, messages)
+#   fonts-noto-color-emoji  the sample data's emoji, drawn instead of empty boxes
+# Never runs `playwright install`: the Playwright wheel carries its driver, and the
+# test drives Debian's Chromium.
 #
-# When Chromium cannot be installed (not root and no password-less sudo, or
-# apt-get fails), this fails if CI is set; elsewhere it warns and exits 0, and
-# the browser test then skips with the same advice.
+# When they cannot be installed (not root and no password-less sudo, or apt-get
+# fails), this fails if CI is set; elsewhere it warns and exits 0, and the browser
+# test then skips (no Chromium) or fails (no fonts) with the same advice.
 set -euo pipefail
 
 CHROMIUM=/usr/lib/chromium/chromium
+PACKAGES=(chromium fonts-liberation fonts-noto-cjk fonts-noto-color-emoji)
 
-if [ -x "$CHROMIUM" ]; then
-    echo "install-browser: $CHROMIUM is present"
+missing=()
+for package in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$package" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
+        missing+=("$package")
+    fi
+done
+
+if [ -x "$CHROMIUM" ] && [ ${#missing[@]} -eq 0 ]; then
+    echo "install-browser: $CHROMIUM and its fonts are present"
     exit 0
 fi
 
@@ -23,7 +37,7 @@ give_up() {
     if [ -n "${CI:-}" ]; then
         exit 1
     fi
-    echo "install-browser: continuing without Chromium; the browser test will skip" >&2
+    echo "install-browser: continuing without them; the browser test will skip or fail" >&2
     exit 0
 }
 
@@ -32,16 +46,16 @@ if [ "$(id -u)" -eq 0 ]; then
 elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
     SUDO=(sudo -n)
 else
-    give_up "$CHROMIUM is missing and this user cannot install packages (not root, no password-less sudo)"
+    give_up "missing: ${missing[*]}; this user cannot install packages (not root, no password-less sudo)"
 fi
 
-echo "install-browser: installing chromium and fonts-liberation with apt-get"
+echo "install-browser: installing ${missing[*]} with apt-get"
 "${SUDO[@]}" apt-get update || give_up "apt-get update failed"
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive \
-    apt-get install -y --no-install-recommends chromium fonts-liberation \
-    || give_up "apt-get install chromium fonts-liberation failed"
+    apt-get install -y --no-install-recommends "${missing[@]}" \
+    || give_up "apt-get install ${missing[*]} failed"
 
 if [ ! -x "$CHROMIUM" ]; then
     give_up "apt-get finished but $CHROMIUM is still missing"
 fi
-echo "install-browser: $("$CHROMIUM" --version 2>/dev/null || echo chromium) installed"
+echo "install-browser: $("$CHROMIUM" --version 2>/dev/null || echo chromium) and its fonts installed"

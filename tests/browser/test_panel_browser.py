@@ -1,22 +1,30 @@
 """The panel in a real browser: JupyterLab on 127.0.0.1, Debian's Chromium, Playwright.
 
-The notebook opens the panel on a 1,200-row DataFrame on a real region
-(credentials from the kernel's environment, with a distinctive secret; a dry
-run signs with them, nothing is posted). In the page, the test types ``LOCAL``
-into the custom URL field (the local emulator, in any case, as everywhere),
-clicks Send, waits until the panel says every row was accepted, checks the
-emulator holds the events, saves a screenshot (``.artifacts/panel.png``, or
-``docs/panel.png`` with ``make screenshot``), types a malformed URL and checks
-the panel answers with the URL rule, then saves the notebook and checks neither
-it nor the page holds the secret.
+The notebook opens the panel on the sample data (``cms_magic.sample_frame()``:
+1,200 incidents with Chinese text and emoji) on a real region (credentials from
+the kernel's environment, with a distinctive secret; a dry run signs with them,
+nothing is posted). In the page, the test chooses the local emulator in the
+region dropdown, clicks Send, waits until every row was accepted, checks the
+emulator holds the events, and takes the clean screenshots at 1,400 and 1,000
+px wide (``panel.png`` = ``panel-1400.png``, and ``panel-1000.png``), checking the
+layout at both widths (contrast of the selected toggle, disabled buttons that
+look disabled, no truncated label, button or placeholder, toggle rows on one
+line, tables inside their box, no panel wider than its cell). Then a send the
+emulator partly refuses (an error state: ``panel-error.png``), ``LOCAL`` typed
+as the custom URL, and a malformed URL answered with the URL rule; last, the
+notebook is saved and neither it nor the page holds the secret.
+
+Screenshots go to ``.artifacts/``, or next to ``$CMS_MAGIC_SCREENSHOT``
+(``make screenshot``: ``docs/panel.png``, ``docs/panel-1000.png``...).
 
 The recipe and its gotchas are in ``../shared/reference/browser-testing.md``:
 wait for the kernel in the status bar before running cells (the kernel-start
 race), resolve nothing but loopback in Chromium, allow root, hide the news
 toast, throw-away Jupyter directories, shut down through ``/api/shutdown``.
 
-Chromium comes from ``tools/install-browser.sh``; without it the test skips,
-unless ``CI`` is set, where it fails (a broken CI image must not pass).
+Chromium and the CJK and emoji fonts come from ``tools/install-browser.sh``;
+without them the test skips, unless ``CI`` is set, where it fails (a broken CI
+image must not pass).
 """
 
 from __future__ import annotations
@@ -41,13 +49,18 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(240)]
 
 CHROMIUM = Path("/usr/lib/chromium/chromium")
 REPO = Path(__file__).resolve().parents[2]
-# The screenshot goes to an ignored folder; `make screenshot` points it at docs/panel.png.
+# The screenshots go to an ignored folder; `make screenshot` points them at docs/panel.png
+# (the README's, 1,400 px wide), with panel-1400.png, panel-1000.png and panel-error.png.
 SCREENSHOT = Path(os.environ.get("CMS_MAGIC_SCREENSHOT", str(REPO / ".artifacts" / "panel.png")))
+SHOTS = SCREENSHOT.parent
+FONTS = ("Noto Sans CJK SC", "Noto Color Emoji")  # fonts-noto-cjk, fonts-noto-color-emoji
+WIDE, NARROW = 1400, 1000
 KERNEL_NAME = "cms-magic-browser"
 KERNEL_DISPLAY = "cms_magic browser test"
 KEY_ID = "LTAIbrowserTestKey01"
 SECRET = f"cms-browser-secret-{secrets.token_hex(8)}"
-ROWS = 1200
+ROWS = 1200  # the sample data
+REFUSED = "1407 ms"  # in the first row's message only: the emulator refuses it
 
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -66,22 +79,11 @@ CHROMIUM_ARGS = [
 
 NOTEBOOK_SOURCE = """\
 import json, os
-import pandas as pd
 import cms_magic
 from cms_magic import emulator
 
-# 1,200 health checks (ASCII text: the screenshot needs no CJK or emoji fonts)
-n = 1200
-hosts = [f"web-{i:02d}.prod" for i in range(1, 9)] + [f"db-{i:02d}.prod" for i in range(1, 5)]
-health = pd.DataFrame({
-    "time": pd.date_range("2026-11-20 08:00", periods=n, freq="37s", tz="UTC"),
-    "host": [hosts[i % len(hosts)] for i in range(n)],
-    "check": [("http", "disk", "tls", "dns")[i % 4] for i in range(n)],
-    "status": ["degraded" if i % 9 == 0 else "ok" for i in range(n)],
-    "latency_ms": [(i * 37) % 900 + 12 for i in range(n)],
-    "group_id": [1001 + i % 3 for i in range(n)],
-})
-p = cms_magic.panel(health)
+incidents = cms_magic.sample_frame()  # 1,200 rows: Chinese text and emoji
+p = cms_magic.panel(incidents)
 
 # A real region first: credentials come from the environment and show masked;
 # a dry run signs with them (nothing is posted).
@@ -90,10 +92,11 @@ assert "environment" in p.credentials_label.value, p.credentials_label.value
 p.dry_run()
 assert p.wait(30)
 
-# The test types LOCAL as the custom URL in the page, then clicks Send.
-p.name_value.value = "health_check"
-p.content_mode.value = "template"
-p.content_template.value = "{check} check on {host}: {status} in {latency_ms} ms"
+# The test chooses the local emulator in the region dropdown in the page, then Send.
+p.name_mode.value = "constant"
+p.name_value.value = "incident"
+p.content_mode.value = "column"
+p.content_column.value = "message"
 with open(os.environ["CMS_PANEL_STATE"], "w") as f:
     json.dump({"emulator": emulator.embedded().url, "admin_token": emulator.embedded().admin_token}, f)
 p
@@ -186,10 +189,21 @@ def _notebook() -> dict[str, Any]:
     return dict(nb)
 
 
+def _fonts_present() -> bool:
+    try:
+        listed = subprocess.run(
+            ["fc-list", ":", "family"], capture_output=True, text=True, timeout=30, check=False
+        ).stdout
+    except OSError:
+        return False
+    return all(font in listed for font in FONTS)
+
+
 @pytest.fixture
 def chromium() -> Path:
-    """Debian's Chromium and Playwright, checked before anything is started."""
+    """Debian's Chromium, the CJK and emoji fonts, and Playwright, checked first."""
     require(str(CHROMIUM), CHROMIUM.exists())
+    require(" and ".join(FONTS), _fonts_present())
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -308,6 +322,128 @@ def _stop(server: Lab) -> None:
                 os.kill(pid, signal.SIGKILL)
 
 
+# ----------------------------------------------------------------- layout checks in the page
+
+# Every layout problem of the visible panel, as readable lines (an empty list: none).
+LAYOUT_PROBLEMS = """() => {
+  const panel = document.querySelector('.cms-panel');
+  const problems = [];
+  const shown = e => e.getClientRects().length > 0 && getComputedStyle(e).visibility !== 'hidden';
+  const text = e => (e.textContent || '').trim().replace(/\\s+/g, ' ').slice(0, 60);
+  // labels and buttons show their whole text (no ellipsis, no clipping)
+  for (const e of panel.querySelectorAll('.widget-label, button, .widget-html-content b')) {
+    if (!shown(e) || !text(e)) continue;
+    if (e.scrollWidth > e.clientWidth + 1) {
+      problems.push(`truncated "${text(e)}": ${e.scrollWidth} > ${e.clientWidth} px`);
+    }
+  }
+  // placeholders fit their field
+  const ctx = document.createElement('canvas').getContext('2d');
+  for (const input of panel.querySelectorAll('input[placeholder], textarea[placeholder]')) {
+    if (!shown(input) || !input.placeholder || input.value) continue;
+    const s = getComputedStyle(input);
+    ctx.font = `${s.fontStyle} ${s.fontWeight} ${s.fontSize} ${s.fontFamily}`;
+    const needs = ctx.measureText(input.placeholder).width;
+    const room = input.clientWidth - parseFloat(s.paddingLeft) - parseFloat(s.paddingRight);
+    if (needs > room + 1) {
+      problems.push(`placeholder cut "${input.placeholder}": ${needs.toFixed(0)} > ${room} px`);
+    }
+  }
+  // each toggle row (label, toggle, field) stays on one line
+  for (const toggle of panel.querySelectorAll('.widget-toggle-buttons')) {
+    if (!shown(toggle)) continue;
+    const row = toggle.closest('.widget-hbox') || toggle;
+    const parts = [...row.querySelectorAll('button, input, select, .widget-label')].filter(shown);
+    const tops = parts.map(e => e.getBoundingClientRect().top);
+    const bottoms = parts.map(e => e.getBoundingClientRect().bottom);
+    if (Math.min(...bottoms) <= Math.max(...tops)) {
+      problems.push(`toggle row wraps: "${text(row)}"`);
+    }
+    if (row.scrollWidth > row.clientWidth + 1) {
+      problems.push(`toggle row overflows: "${text(row)}" ${row.scrollWidth} > ${row.clientWidth}`);
+    }
+  }
+  // tables fit, or scroll inside their own box; the panel never scrolls sideways
+  for (const box of panel.querySelectorAll('.cms-table')) {
+    if (!shown(box)) continue;
+    const table = box.querySelector('table');
+    if (table && table.getBoundingClientRect().width > box.clientWidth + 1
+        && getComputedStyle(box).overflowX !== 'auto') {
+      problems.push(`table wider than its box without a scroll bar: ${text(box)}`);
+    }
+  }
+  const output = panel.closest('.jp-OutputArea-output') || panel.parentElement;
+  for (const e of [panel, output, ...panel.querySelectorAll('.widget-box, .widget-tab')]) {
+    if (!shown(e)) continue;
+    if (e.scrollWidth > e.clientWidth + 1) {
+      problems.push(`wider than its box: ${e.className.split(' ').filter(c => c.startsWith('cms-') || c.startsWith('widget-') || c.startsWith('jp-')).join('.')} ${e.scrollWidth} > ${e.clientWidth}`);
+    }
+  }
+  return problems;
+}"""
+
+# Colours of the toggles and buttons, for contrast and disabled checks.
+STYLES = """() => {
+  const rgb = c => (c.match(/[\\d.]+/g) || []).slice(0, 3).map(Number);
+  const style = e => {
+    const s = getComputedStyle(e);
+    return {background: rgb(s.backgroundColor), color: rgb(s.color), opacity: Number(s.opacity),
+            cursor: s.cursor, text: e.textContent.trim()};
+  };
+  const panel = document.querySelector('.cms-panel');
+  const toggles = [...panel.querySelectorAll('.cms-content-mode button')];
+  return {
+    selected: toggles.filter(b => b.classList.contains('mod-active')).map(style),
+    unselected: toggles.filter(b => !b.classList.contains('mod-active')).map(style),
+    cancel: style(panel.querySelector('button.cms-cancel')),
+    send: style(panel.querySelector('button.cms-send')),
+    width: panel.getBoundingClientRect().width,
+  };
+}"""
+
+
+def _luminance(rgb: list[float]) -> float:
+    def channel(value: float) -> float:
+        c = value / 255
+        return c / 12.92 if c <= 0.03928 else float(((c + 0.055) / 1.055) ** 2.4)
+
+    r, g, b = (channel(v) for v in rgb)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def contrast(one: list[float], other: list[float]) -> float:
+    """WCAG 2 contrast ratio of two sRGB colours (1 to 21)."""
+    high, low = sorted((_luminance(one), _luminance(other)), reverse=True)
+    return (high + 0.05) / (low + 0.05)
+
+
+def _grey(rgb: list[float]) -> bool:
+    return max(rgb) - min(rgb) <= 24
+
+
+def _at_width(page: Any, width: int) -> None:
+    """Resize the page and wait until JupyterLab has laid out the panel again."""
+    page.set_viewport_size({"width": width, "height": 1900})
+    page.wait_for_function("(w) => window.innerWidth === w", arg=width)
+    # Lumino lays out on the next animation frames after the resize event.
+    page.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r())))"
+    )
+
+
+def _check_layout(page: Any, width: int, measured: dict[str, Any]) -> None:
+    _at_width(page, width)
+    measured[f"problems_{width}"] = page.evaluate(LAYOUT_PROBLEMS)
+    measured[f"styles_{width}"] = page.evaluate(STYLES)
+
+
+def _shot(page: Any, name: str) -> Path:
+    path = SHOTS / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.locator(".cms-panel").screenshot(path=str(path))
+    return path
+
+
 # ----------------------------------------------------------------- the test
 
 
@@ -315,12 +451,13 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
     import httpx
     from playwright.sync_api import expect, sync_playwright
 
+    measured: dict[str, Any] = {}
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=str(chromium), args=CHROMIUM_ARGS, headless=True
         )
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 1500})
+            page = browser.new_page(viewport={"width": WIDE, "height": 1900})
             page.goto(f"{lab.url}/lab/tree/panel.ipynb?token={lab.token}")
 
             # The kernel-start race: the toolbar says idle before the kernel exists.
@@ -337,6 +474,8 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
 
             send = page.locator("button.cms-send")
+            cancel = page.locator("button.cms-cancel")
+            retry = page.locator("button.cms-retry")
             expect(send).to_be_visible(timeout=90_000)
             summary = page.locator(".cms-summary")
             expect(summary).to_contain_text("dry run: 1,200/1,200 events would be sent")
@@ -346,10 +485,10 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             expect(credentials).to_contain_text("LTAI****ey01")  # from the environment
             expect(page.locator(".cms-counts")).to_contain_text("1,200 rows")
 
-            # 'local' in any case is the emulator, typed as the custom URL too
-            custom = page.locator(".cms-custom-endpoint input")
-            custom.fill("LOCAL")
-            custom.press("Enter")  # continuous_update=False: synced on Enter
+            # The clean state: the local emulator chosen in the region dropdown.
+            page.locator(".cms-region select").select_option(
+                label="local emulator (127.0.0.1, demo key)"
+            )
             expect(url).to_contain_text("the local emulator")
             expect(url).to_contain_text("nothing leaves this machine")
             expect(credentials).to_contain_text("LTAI****Demo")
@@ -360,21 +499,51 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             expect(page.locator(".cms-results")).to_contain_text(f"Events ({ROWS:,})")
             expect(page.locator(".cms-results")).to_contain_text("Failed rows (0)")
             expect(send).to_be_enabled()
-            expect(page.locator("button.cms-cancel")).to_be_disabled()
+            expect(cancel).to_be_disabled()
 
             # The emulator (in the kernel) holds every row.
             state = json.loads(lab.state_file.read_text())
+            admin = {"x-emulator-admin-token": state["admin_token"]}
             stored = httpx.get(
-                f"{state['emulator']}/_emulator/events",
-                headers={"x-emulator-admin-token": state["admin_token"]},
-                trust_env=False,
+                f"{state['emulator']}/_emulator/events", headers=admin, trust_env=False
             ).json()
             assert len(stored) == ROWS
-            assert {event["name"] for event in stored} == {"health_check"}
-            assert stored[0]["content"] == "http check on web-01.prod: degraded in 12 ms"
+            assert {event["name"] for event in stored} == {"incident"}
+            assert REFUSED in stored[0]["content"]
+            assert any("推荐引擎" in event["content"] for event in stored)
 
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.locator(".cms-panel").screenshot(path=str(SCREENSHOT))
+            # The clean screenshots, and the layout at both widths.
+            _check_layout(page, WIDE, measured)
+            _shot(page, f"panel-{WIDE}.png")
+            _shot(page, SCREENSHOT.name)
+            _check_layout(page, NARROW, measured)
+            _shot(page, f"panel-{NARROW}.png")
+
+            # An error state: the emulator refuses the first row (its batch is a 400; the
+            # client splits the batch and resends, so one row ends rejected).
+            httpx.post(
+                f"{state['emulator']}/_emulator/faults",
+                headers=admin,
+                json={"poison_marker": REFUSED},
+                trust_env=False,
+            ).raise_for_status()
+            send.click()
+            expect(summary).to_contain_text(f"1,199/{ROWS:,} events accepted", timeout=60_000)
+            expect(summary).to_contain_text("1 rejected")
+            expect(page.locator(".cms-results")).to_contain_text("Failed rows (1)")
+            expect(retry).to_be_enabled()
+            expect(retry).to_contain_text("Retry failed (1)")
+            measured[f"problems_error_{NARROW}"] = page.evaluate(LAYOUT_PROBLEMS)
+            _at_width(page, WIDE)
+            _shot(page, "panel-error.png")
+
+            # 'local' in any case is the emulator, typed as the custom URL too
+            custom = page.locator(".cms-custom-endpoint input")
+            custom.fill("LOCAL")
+            custom.press("Enter")  # continuous_update=False: synced on Enter
+            expect(url).to_contain_text("the local emulator")
+            expect(credentials).to_contain_text("LTAI****Demo")
+            expect(send).to_be_enabled()
 
             # a malformed URL is answered with the URL rule, never the list of regions
             custom.fill("ftp://127.0.0.1/x")
@@ -388,11 +557,28 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             assert SECRET not in page.content()
         finally:
             browser.close()
+            (SHOTS / "layout.json").write_text(json.dumps(measured, indent=1))
 
     saved = (lab.root / "panel.ipynb").read_text()
     assert SECRET not in saved
     notebook = json.loads(saved)
     widget_state = json.dumps(notebook["metadata"]["widgets"])
-    assert f"{ROWS:,}/{ROWS:,} events accepted" in widget_state
+    assert f"1,199/{ROWS:,} events accepted" in widget_state
     assert "LTAI****Demo" in widget_state
     assert SCREENSHOT.stat().st_size > 10_000
+
+    # What shows, measured at both widths (problems listed in .artifacts/layout.json).
+    for width in (WIDE, NARROW):
+        assert measured[f"problems_{width}"] == [], width
+        styles = measured[f"styles_{width}"]
+        (selected,) = styles["selected"]
+        for other in styles["unselected"]:
+            # the selected toggle stands out (WCAG non-text contrast: 3)
+            assert contrast(selected["background"], other["background"]) >= 3, styles
+        assert contrast(selected["background"], selected["color"]) >= 4.5, styles
+        # a disabled button looks disabled: grey, faded, not clickable-looking
+        disabled = styles["cancel"]
+        assert _grey(disabled["background"]), disabled
+        assert disabled["cursor"] == "not-allowed", disabled
+        assert not _grey(styles["send"]["background"]), styles["send"]
+    assert measured[f"problems_error_{NARROW}"] == []

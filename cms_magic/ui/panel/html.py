@@ -60,14 +60,56 @@ STYLE: Final = """<style>
 .cms-panel pre.cms-json { max-height: 220px; overflow: auto; margin: 2px 0;
   background: var(--jp-layout-color2, #f5f5f5); padding: 4px 8px; font-size: 12px;
   white-space: pre-wrap; word-break: break-all; }
-.cms-panel .cms-table { max-height: 260px; overflow: auto; }
-.cms-panel .cms-table table { border-collapse: collapse; font-size: 12px; }
-.cms-panel .cms-table th, .cms-panel .cms-table td { padding: 1px 8px; text-align: left;
-  white-space: nowrap; }
+/* tables scroll inside their own box (both ways), the header row stays in view */
+.cms-panel .cms-table { max-height: 260px; overflow: auto; max-width: 100%; }
+.cms-panel .cms-table table { border-collapse: collapse; font-size: 12px; line-height: 1.4; }
+.cms-panel .cms-table th, .cms-panel .cms-table td { padding: 2px 6px; text-align: left;
+  vertical-align: top; white-space: nowrap; }
+.cms-panel .cms-table thead th { position: sticky; top: 0;
+  background: var(--jp-layout-color1, #fff); }
+/* the reason (third cell: index, status, reason) wraps in the Events and Failed rows tabs */
+.cms-panel .cms-events .cms-table tbody td:nth-child(3),
+.cms-panel .cms-failed .cms-table tbody td:nth-child(3) { white-space: normal;
+  min-width: 16em; max-width: 30em; }
 .cms-panel .cms-table tr:nth-child(even) { background: var(--jp-layout-color2, #f5f5f5); }
-.cms-panel .cms-muted { color: var(--jp-ui-font-color2, #666); }
+.cms-panel .cms-muted { color: var(--jp-ui-font-color2, #616161); }
 .cms-panel .cms-bad { color: #c62828; }
 .cms-panel .cms-good { color: #2e7d32; }
+.cms-panel .cms-url .widget-html-content, .cms-panel .cms-credentials .widget-html-content,
+.cms-panel .cms-counts .widget-html-content { line-height: 1.45; padding: 4px 0; }
+/* rows: fields shrink before a row overflows; toggle rows never wrap */
+.cms-panel .widget-hbox > .widget-dropdown, .cms-panel .widget-hbox > .widget-text {
+  flex: 0 1 auto; min-width: 0; }
+.cms-panel .widget-hbox > .widget-dropdown > select,
+.cms-panel .widget-hbox > .widget-text > input { min-width: 0; }
+.cms-panel .widget-hbox > .cms-region { width: 400px; min-width: 270px; }
+.cms-panel .widget-hbox > .cms-region > select { min-width: 150px; }
+.cms-panel .widget-hbox > .widget-dropdown:not(.cms-region):not(.cms-frame):not(.cms-time-col) {
+  min-width: 120px; }
+.cms-panel .widget-toggle-buttons { flex: none; }
+.cms-panel .widget-toggle-buttons > div { display: flex; flex-wrap: nowrap; }
+.cms-panel .widget-toggle-buttons .widget-toggle-button { width: auto !important;
+  min-width: 56px; padding: 0 10px; flex: none; margin-left: 1px; margin-right: 1px; }
+/* rows of independent fields wrap instead of scrolling sideways */
+.cms-panel .widget-hbox:has(> .cms-time-col), .cms-panel .widget-hbox:has(> .cms-send) {
+  flex-wrap: wrap; row-gap: 2px; }
+.cms-panel .widget-hbox > .cms-tz { width: 400px; }
+/* buttons as wide as their text, never cut */
+.cms-panel .jupyter-button:not(.widget-toggle-button) { width: auto; min-width: 84px;
+  padding: 0 14px; flex: none; }
+.cms-panel .widget-vbox > .jupyter-button { align-self: flex-start; }
+.cms-panel .widget-hbox > .cms-progress { flex: 1 1 100px; max-width: 240px; min-width: 80px; }
+.cms-panel .cms-status .widget-html-content { line-height: 1.3; }
+/* the selected toggle: the brand colour, white text (WCAG AA against both) */
+.cms-panel .jupyter-button.mod-active { background-color: var(--jp-brand-color1, #1976d2);
+  color: #fff; box-shadow: none; font-weight: 600; }
+/* disabled: grey, dim text, no pointer (not a faded live colour) */
+.cms-panel .jupyter-button:disabled, .cms-panel .jupyter-button.mod-active:disabled {
+  background-color: var(--jp-layout-color2, #eeeeee); color: var(--jp-ui-font-color3, #9e9e9e);
+  opacity: 1; cursor: not-allowed; box-shadow: none;
+  outline: 1px dashed var(--jp-border-color1, #bdbdbd); outline-offset: -1px; }
+.cms-panel .jupyter-button.mod-active:disabled { background-color: var(--jp-layout-color3, #bdbdbd);
+  color: var(--jp-ui-font-color1, #212121); }
 </style>"""
 
 #: The progress bar's style after a send (an ipywidgets ``bar_style``).
