@@ -9,10 +9,14 @@ display by id, never ``with out:`` and never ``clear_output``: one bar (or one
 line) per send, in the cell that started it, still updating after the cell has
 finished for a background send.
 
-A renderer shows the running counts (:meth:`Progress.line`). The closing words
-are the result's own summary line (:meth:`cms_magic.results.SendResult.summary`),
-given to :meth:`finish` by the skin when a background job is done; a foreground
-send's summary is printed by the skin just below the bar, so it is not repeated.
+While the send runs a renderer shows the running counts and the ETA
+(:meth:`Progress.line`). When it ends, the skin calls :meth:`finish` with the
+result: the bar (or the line) **turns into the result's summary line**
+(:meth:`cms_magic.results.SendResult.summary`), so the skin prints nothing more.
+``finish(result, name="r")`` names the result as the reader reaches it;
+``finish(result, interrupted=True)`` after a Ctrl-C makes the bar say
+"interrupted" and the line say how to resume; ``finish("text")`` shows a line of
+the skin's own. The first call to :meth:`finish` wins; no later update replaces it.
 
 The renderer is created, and its bar displayed, in the cell's thread before the
 send starts; ipywidgets and ``IPython.display`` are imported only then.
@@ -20,15 +24,29 @@ send starts; ipywidgets and ``IPython.display`` are imported only then.
 
 from __future__ import annotations
 
+import html
 import threading
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Final, TextIO
 
-from cms_magic.progress import UPDATES_PER_SECOND, Throttle
+from cms_magic.progress import UPDATES_PER_SECOND, Throttle, plural
 
 if TYPE_CHECKING:
     from cms_magic.progress import Progress
+    from cms_magic.results import Outcome, SendResult
 
 __all__ = ["PrintProgress", "TextDisplayProgress", "TqdmProgress", "WidgetProgress"]
+
+#: What the widget bar says (its description) and its colour, by the result's outcome.
+_BAR_WORDS: Final[dict[str, tuple[str, str]]] = {
+    "ok": ("done", "success"),
+    "dry_run": ("dry run", "success"),
+    "partial": ("done", "warning"),
+    "failed": ("failed", "danger"),
+    "cancelled": ("cancelled", "warning"),
+}
+
+#: The status text wraps inside its container instead of being clipped.
+_STATUS_STYLE: Final = "white-space:normal;overflow-wrap:anywhere;line-height:1.4"
 
 
 class _Closable:
@@ -39,24 +57,50 @@ class _Closable:
         self._lock = threading.Lock()
         #: Set once :meth:`finish` has shown the last words (a thread may wait on it).
         self.closed = threading.Event()
+        #: The line shown now, as plain text (the label, a colon, the status).
+        self.text = ""
 
-    def finish(self, line: str) -> None:
-        """Show ``line`` (the result's summary) as the final status; later updates are ignored."""
+    def finish(
+        self,
+        result: SendResult | str,
+        *,
+        name: str | None = "result",
+        next_step: str | None = None,
+        interrupted: bool = False,
+    ) -> None:
+        """Turn the bar into the last words: the result's summary line (``name``,
+        ``next_step`` and ``interrupted`` as for :meth:`SendResult.summary`), or a line
+        of the skin's own. Only the first call shows; later updates are ignored."""
+        if isinstance(result, str):
+            line, outcome = result, None
+        else:
+            line = result.summary(name, next_step=next_step, interrupted=interrupted)
+            outcome = result.outcome
         with self._lock:
-            self._show(f"{self._label}: {line}")
+            if self.closed.is_set():
+                return
+            self.text = f"{self._label}: {line}"
+            self._close(outcome, interrupted=interrupted, result=result)
             self.closed.set()
 
     def _update(self, text: str) -> None:
         with self._lock:
             if not self.closed.is_set():
-                self._show(f"{self._label}: {text}")
+                self.text = f"{self._label}: {text}"
+                self._show()
 
-    def _show(self, text: str) -> None:
+    def _close(
+        self, outcome: Outcome | None, *, interrupted: bool, result: SendResult | str
+    ) -> None:
+        self._show()
+
+    def _show(self) -> None:
         raise NotImplementedError
 
 
 class WidgetProgress(_Closable):
-    """An ``HBox`` of an ``IntProgress`` bar and a status ``Label``, displayed once."""
+    """An ``IntProgress`` bar and a status line that fit their container (they wrap onto
+    two lines when it is narrow; the status wraps too), displayed once."""
 
     def __init__(
         self, total: int, *, label: str, dry_run: bool = False, background: bool = False
@@ -70,29 +114,62 @@ class WidgetProgress(_Closable):
         self._background = background
         self._throttle = Throttle(1.0 / UPDATES_PER_SECOND)
         self.bar: Any = widgets.IntProgress(
-            value=0, min=0, max=max(total, 1), description="cms_magic", bar_style="info"
+            value=0,
+            min=0,
+            max=max(total, 1),
+            description="sending",
+            bar_style="info",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(flex="0 1 360px", min_width="160px", width="auto"),
         )
-        self.status: Any = widgets.Label(value=f"{label}: starting, {total:,} events")
-        self.box: Any = widgets.HBox([self.bar, self.status])
+        self.status: Any = widgets.HTML(
+            layout=widgets.Layout(flex="1 1 320px", min_width="0", width="auto")
+        )
+        self.box: Any = widgets.HBox(
+            [self.bar, self.status],
+            layout=widgets.Layout(
+                width="100%", max_width="100%", flex_flow="row wrap", align_items="center"
+            ),
+        )
+        self._update(f"starting, {plural(total, 'event')}")
         display(self.box)
 
     def __call__(self, progress: Progress) -> None:
         if not progress.finished and not self._throttle.ready():
             return
-        self.bar.max = max(progress.total, 1)
-        self.bar.value = progress.done
-        if progress.finished:
-            failed = progress.rejected + progress.not_sent + progress.unknown
-            if failed == 0:
-                self.bar.bar_style = "success"
-            elif progress.accepted == 0 and not self._dry_run:
-                self.bar.bar_style = "danger"
-            else:
-                self.bar.bar_style = "warning"
+        with self._lock:
+            if self.closed.is_set():
+                return
+            self.bar.max = max(progress.total, 1)
+            self.bar.value = progress.done
+            if progress.finished:
+                failed = progress.rejected + progress.not_sent + progress.unknown
+                if failed == 0:
+                    self.bar.bar_style = "success"
+                elif progress.accepted == 0 and not self._dry_run:
+                    self.bar.bar_style = "danger"
+                else:
+                    self.bar.bar_style = "warning"
         self._update(progress.line())
 
-    def _show(self, text: str) -> None:
-        self.status.value = text
+    def _close(
+        self, outcome: Outcome | None, *, interrupted: bool, result: SendResult | str
+    ) -> None:
+        if not isinstance(result, str):
+            counts = result.counts()
+            self.bar.max = max(len(result), 1)
+            self.bar.value = len(result) - counts["not_sent"]
+        if outcome is not None:
+            word, style = _BAR_WORDS[outcome]
+            self.bar.description = "interrupted" if interrupted else word
+            self.bar.bar_style = style
+        elif interrupted:
+            self.bar.description = "interrupted"
+            self.bar.bar_style = "warning"
+        self._show()
+
+    def _show(self) -> None:
+        self.status.value = f'<span style="{_STATUS_STYLE}">{html.escape(self.text)}</span>'
 
 
 class TextDisplayProgress(_Closable):
@@ -110,33 +187,37 @@ class TextDisplayProgress(_Closable):
         self._dry_run = dry_run
         self._background = background
         self._throttle = Throttle(1.0 / UPDATES_PER_SECOND)
-        self.handle: Any = display(pretty(f"{label}: starting, {total:,} events"), display_id=True)
+        self.text = f"{label}: starting, {plural(total, 'event')}"
+        self.handle: Any = display(pretty(self.text), display_id=True)
 
     def __call__(self, progress: Progress) -> None:
         if not progress.finished and not self._throttle.ready():
             return
         self._update(progress.line())
 
-    def _show(self, text: str) -> None:
+    def _show(self) -> None:
         if self.handle is not None:
-            self.handle.update(self._pretty(text))
+            self.handle.update(self._pretty(self.text))
 
 
-class PrintProgress:
+class PrintProgress(_Closable):
     """Plain lines on a stream (a terminal), only for sends that last: after 1 s, every 2 s.
 
-    The final line is left to the magic's summary.
+    The finished snapshot prints nothing; :meth:`finish` prints the summary line.
     """
 
     def __init__(self, stream: TextIO, *, label: str) -> None:
+        super().__init__(label)
         self._stream = stream
-        self._label = label
         self._throttle = Throttle(2.0, first_after=1.0)
 
     def __call__(self, progress: Progress) -> None:
         if progress.finished or not self._throttle.ready():
             return
-        self._stream.write(f"{self._label}: {progress.line()}\n")
+        self._update(progress.line())
+
+    def _show(self) -> None:
+        self._stream.write(self.text + "\n")
         self._stream.flush()
 
 
@@ -144,11 +225,10 @@ class TqdmProgress:
     """A tqdm bar on stderr (the command line), throttled by :class:`cms_magic.progress.Throttle`.
 
     Give it to ``send(progress=TqdmProgress())``; tqdm is imported on the first update.
+    Counts are whole numbers (``3/5``), scaled (``1.2k/5.0k``) only from a thousand events.
     """
 
     def __init__(self, *, desc: str = "cms_magic") -> None:
-        from cms_magic.progress import Throttle
-
         self._desc = desc
         self._bar: Any = None
         self._done = 0
@@ -160,12 +240,25 @@ class TqdmProgress:
         if self._bar is None:
             from tqdm import tqdm
 
-            self._bar = tqdm(total=progress.total, unit="ev", unit_scale=True, desc=self._desc)
+            self._bar = tqdm(
+                total=progress.total,
+                unit=" events",
+                unit_scale=progress.total >= 1000,
+                desc=self._desc,
+            )
         self._bar.update(progress.done - self._done)
         self._done = progress.done
+        troubles = [
+            f"{count:,} {word}"
+            for count, word in (
+                (progress.rejected, "rejected"),
+                (progress.unknown, "unknown"),
+                (progress.not_sent, "not sent"),
+            )
+            if count
+        ]
         self._bar.set_postfix_str(
-            f"{progress.requests} req, {progress.rejected} rejected, {progress.unknown} unknown",
-            refresh=False,
+            ", ".join([plural(progress.requests, "request"), *troubles]), refresh=False
         )
         if progress.finished:
             self._bar.close()
