@@ -8,8 +8,21 @@ run's :class:`~cms_magic.sending.outcomes.ResultBuilder`):
   ``dry_run``), ``reason``, ``batch``, ``attempts``, ``request_id`` and
   ``possible_duplicate``;
 - ``result.requests``: one row per request;
-- ``result.ok``, ``result.summary()`` (the one summary line every skin shows),
+- ``result.ok``, ``result.outcome`` (``ok``, ``partial``, ``failed``, ``cancelled``,
+  ``dry_run``), ``result.summary()`` (the one summary line every skin shows),
   ``result.failed()``, ``result.retry()``, ``result.raise_for_error()``.
+
+**What the line points at.** ``summary(name)`` ends with what to do next, under the
+name the reader reaches the result by: ``-> r.retry() resumes`` after a cancel or
+an interruption that left rows not sent, ``-> r.failed()`` for rows to look at.
+Each skin passes its own name (the magic its variable or
+``cms_magic.last_result()``, the panel ``panel.result``, a job
+``job.result()``), or its own words with ``next_step=`` (the command line's
+``see failed.csv``), or ``name=None`` for no pointer. The reprs point at no
+variable (they cannot know it): ``repr()`` is a short line of the counts
+(``<SendResult 3 events in 0.1 s: 3 accepted>``) and the HTML repr the counts in
+colour, the first rows not accepted and the methods to call, neither repeating
+the summary line a progress bar has already turned into.
 
 Status meanings: ``accepted``: the service answered HTTP 200 with code "200".
 ``rejected``: the row cannot be sent as it is (it failed validation, or the

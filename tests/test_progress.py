@@ -149,3 +149,40 @@ def test_the_repr_rounds_the_elapsed_time_and_shows_pending() -> None:
         "requests=1, errors=0, elapsed=2.6, eta=3.9, finished=False)"
     )
     assert str(p) == p.line() == "4/10 events, 1 request, 2 events/s, ETA 3.9s"
+
+
+def test_a_running_sends_rows_still_to_go_are_pending_not_not_sent() -> None:
+    from cms_magic.emulator import Emulator
+    from tests.sending._helpers import frame, no_sleep_client
+
+    seen: list[Progress] = []
+    client = no_sleep_client(Emulator(qps=0).handle_request, concurrency=1)
+    client.send(frame(300), content_col="content", progress=seen.append)
+    first = seen[0]
+    assert (first.done, first.pending, first.not_sent) == (100, 200, 0)
+    assert first.eta is not None
+    assert "not sent" not in first.line()
+    last = seen[-1]
+    assert last.finished
+    assert (last.done, last.pending, last.not_sent) == (300, 0, 0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="needs cms_magic/sending/run.py to pass pending= (rows not settled yet) and "
+    "not_sent= (rows settled as not sent) to Progress",
+)
+def test_rows_settled_as_not_sent_while_the_send_runs_are_not_pending() -> None:
+    import httpx
+
+    from cms_magic.emulator import Emulator
+    from cms_magic.sending.client import RetryPolicy
+    from tests.sending._helpers import Script, frame, no_sleep_client
+
+    emulator = Emulator(qps=0)
+    script = Script(emulator, [httpx.ConnectError("refused")] * 2)
+    client = no_sleep_client(script, retry=RetryPolicy(max_attempts=2), concurrency=1)
+    seen: list[Progress] = []
+    client.send(frame(300), content_col="content", progress=seen.append)
+    first = seen[0]  # the first batch ran out of attempts: not sent, and will not be
+    assert (first.done, first.not_sent, first.pending) == (0, 100, 200)
