@@ -376,13 +376,54 @@ def test_dry_run_previews_the_first_request_and_says_dry_run(
 
 
 def test_the_bar_counts_rows_in_whole_numbers(
-    server: EmulatorServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    server: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # a terminal: the tqdm bar
     path = rows_file(tmp_path, rows=5)
     assert main(["send", str(path), "--endpoint", server.url, "--content-col", "content"]) == 0
     err = capsys.readouterr().err
     assert err.startswith("cms-event: sending 5 rows to ")  # the bar comes after
-    assert "5/5" in err
-    assert "rows" in err.splitlines()[-1]
+    last = err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "100%" in last
+    assert "5/5 rows" in last
+    assert "1 request" in last
     assert "0.00" not in err
     assert "5.00" not in err
+
+
+def test_off_a_terminal_progress_is_a_plain_line_for_sends_that_last() -> None:
+    import io
+
+    from cms_magic.progress import Progress
+    from cms_magic.ui.cli.bar import RowBar
+
+    now = [0.0]
+    stream = io.StringIO()
+    bar = RowBar(5000, stream=stream, clock=lambda: now[0])
+    bar.show()
+
+    def snapshot(done: int, requests: int, finished: bool = False) -> Progress:
+        return Progress(
+            total=5000,
+            done=done,
+            accepted=done,
+            rejected=0,
+            not_sent=5000 - done,
+            unknown=0,
+            requests=requests,
+            errors=0,
+            elapsed=now[0],
+            finished=finished,
+        )
+
+    bar(snapshot(100, 1))  # within the first 2 s: nothing
+    now[0] = 2.5
+    bar(snapshot(1200, 12))
+    now[0] = 3.0
+    bar(snapshot(1300, 13))  # within 5 s of the last line
+    bar(snapshot(5000, 50, finished=True))  # the summary line says the end
+    bar.close()
+    assert stream.getvalue() == "cms-event: 1,200/5,000 rows, 12 requests\n"

@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 
 from cms_magic.emulator import EmulatorServer, serve
+from cms_magic.ui.cli.send import _Signals, _wait
 from tests.ui.cli._helpers import cms_event, environment_for, rows_file, run
 
 ROWS = 1500  # 15 requests of 100 events: about 3 s at 4 requests/s
@@ -110,3 +111,37 @@ def test_a_signal_without_failed_out_suggests_it(
     assert "Traceback" not in err
     assert out.count("\n") == 1
     assert out.endswith("; interrupted -> keep them with --failed-out FILE\n"), out
+
+
+class _Job:
+    """A job that ends once aborted; records what it was asked."""
+
+    def __init__(self, signals: _Signals) -> None:
+        self.asked: list[str] = []
+        self.signals = signals
+        self.waits = 0
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.waits += 1
+        if self.waits == 2:  # a signal arrives while the send runs
+            self.signals(signal.SIGINT, None)
+        if self.waits == 4:  # and a second one
+            self.signals(signal.SIGTERM, None)
+        return "abort" in self.asked
+
+    def cancel(self) -> None:
+        self.asked.append("cancel")
+
+    def abort(self) -> None:
+        self.asked.append("abort")
+
+    def result(self, timeout: float | None = None) -> str:
+        return "partial"
+
+
+def test_the_first_signal_cancels_and_a_second_aborts() -> None:
+    signals = _Signals()
+    job = _Job(signals)
+    assert _wait(job, signals) == "partial"  # type: ignore[arg-type,comparison-overlap]
+    assert job.asked == ["cancel", "abort"]
+    assert signals.received == [signal.SIGINT, signal.SIGTERM]
