@@ -1,25 +1,38 @@
-"""Batching: one pure function from encoded events to request bodies.
+"""Batching: one pure function from encoded events to request bodies, and the count of a
+whole frame's requests.
 
 A request holds at most :data:`~cms_magic.protocol.MAX_EVENTS_PER_REQUEST`
 events and :data:`~cms_magic.protocol.MAX_BODY_BYTES` bytes of body. Sizes are
 measured on the encoded JSON bytes, array punctuation included (``[``, ``]``
 and the commas). An event too large to fit a request on its own is rejected
 with a reason, never truncated. Events keep their order.
+
+:func:`count_frame` converts and packs a frame the way a send does (the same chunks,
+the same plan per chunk), keeping only the counts, so what it says is what a send of
+that frame will do: rows, events, requests and the rows rejected by validation, and
+how long the requests take at a quota (:meth:`FrameCount.seconds_at`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from cms_magic.errors import ConfigError
-from cms_magic.events.convert import Event
+from cms_magic.events.convert import Event, EventMapping, iter_conversions
 from cms_magic.protocol import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
+from cms_magic.settings import DEFAULT_CHUNK_ROWS
 
-__all__ = ["Batch", "BatchPlan", "plan_batches"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Batch", "BatchPlan", "FrameCount", "count_frame", "plan_batches"]
+
+#: Reasons :func:`count_frame` keeps (those of the first rejected rows).
+KEPT_REASONS: Final = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +137,54 @@ def plan_batches(
         number += 1
         start = stop
     return BatchPlan(batches, rejected)
+
+
+@dataclass(frozen=True, slots=True)
+class FrameCount:
+    """What a send of a whole frame does: ``rows`` in, ``events`` in ``requests``, and
+    ``rejected`` rows (by validation, or too large for a request); ``reasons`` holds the
+    first of them (row position -> reason, at most :data:`KEPT_REASONS`)."""
+
+    rows: int
+    events: int
+    requests: int
+    rejected: int
+    reasons: dict[int, str]
+
+    def seconds_at(self, qps: float) -> float | None:
+        """Seconds the requests take at ``qps`` requests per second (None: no limit, 0)."""
+        return self.requests / qps if qps > 0 else None
+
+
+def count_frame(
+    df: pd.DataFrame,
+    mapping: Mapping[str, Any],
+    *,
+    max_events: int = MAX_EVENTS_PER_REQUEST,
+    max_bytes: int = MAX_BODY_BYTES,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    stop: Callable[[], bool] | None = None,
+) -> FrameCount | None:
+    """Convert and pack ``df`` with the mapping options as a send does, keeping only counts.
+
+    Memory stays flat (a chunk at a time). ``stop`` is asked before each chunk: when it
+    says True the count ends and None is returned (e.g. the mapping changed meanwhile).
+    Raises :class:`~cms_magic.errors.MappingError` for a mapping that cannot work.
+    """
+    resolved = EventMapping(**mapping).resolved(list(df.columns))
+    events = requests = rejected = 0
+    reasons: dict[int, str] = {}
+    chunks = iter_conversions(df, resolved, chunk_rows=chunk_rows)
+    while not (stop is not None and stop()):
+        chunk = next(chunks, None)
+        if chunk is None:
+            return FrameCount(len(df), events, requests, rejected, reasons)
+        plan = plan_batches(chunk.payloads, max_events, max_bytes, positions=chunk.positions)
+        requests += len(plan.batches)
+        events += len(chunk) - len(plan.rejected)
+        bad = {**chunk.rejected, **plan.rejected}
+        rejected += len(bad)
+        if len(reasons) < KEPT_REASONS:
+            for position in sorted(bad)[: KEPT_REASONS - len(reasons)]:
+                reasons[position] = bad[position]
+    return None
