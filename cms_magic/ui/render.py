@@ -150,6 +150,7 @@ class WidgetProgress(_Closable):
                     self.bar.bar_style = "danger"
                 else:
                     self.bar.bar_style = "warning"
+                self.bar.description = "failed" if self.bar.bar_style == "danger" else "done"
         self._update(progress.line())
 
     def _close(

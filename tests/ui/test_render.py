@@ -99,8 +99,10 @@ def test_the_widget_turns_into_the_summary_line_when_the_send_ends(
 def test_an_interrupted_send_says_so_and_how_to_resume(shell: InteractiveShell) -> None:
     with capture_output():
         bar = WidgetProgress(3, label="here")
+    assert bar.bar.description == "sending"
     bar(snapshot(1, 3, finished=True))
     assert bar.bar.bar_style == "warning"  # the frozen orange bar...
+    assert bar.bar.description == "done"  # no longer "sending", even with no finish()
     bar.finish(result(0, 2, 2, cancelled=True), name="r", interrupted=True)
     assert bar.bar.description == "interrupted"  # ...now says what happened
     assert bar.text == (
