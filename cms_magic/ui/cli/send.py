@@ -27,7 +27,13 @@ from typing import TYPE_CHECKING
 from cms_magic.errors import Subject
 from cms_magic.settings import check_count
 from cms_magic.ui.cli.bar import RowBar
-from cms_magic.ui.cli.tables import failed_rows, read_table, strip_outcome, write_table
+from cms_magic.ui.cli.tables import (
+    check_writable,
+    failed_rows,
+    read_table,
+    strip_outcome,
+    write_table,
+)
 from cms_magic.ui.options import MAPPING_OPTIONS, OPTIONS, SEND_OPTIONS, flag_subject
 
 if TYPE_CHECKING:
@@ -43,8 +49,15 @@ _CREDENTIAL_FIELDS = {
     "security_token": "ALIBABA_CLOUD_SECURITY_TOKEN",
 }
 
+#: The command line's own arguments that errors name (not in the options table).
+_PATHS = {"file": "file", "failed_out": "--failed-out"}
+
 #: The signals a send stops for, and the exit status each gives.
 _EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
 
 
 def err(text: str) -> None:
@@ -62,6 +75,8 @@ def cli_subject(profile: str | None) -> Subject:
     command line takes it from: its environment variable, or the ``--profile``."""
 
     def subject(name: str, value: object) -> str:
+        if name in _PATHS:  # a path is shown whole, never cut
+            return f"{_PATHS[name]} {value!r}" if isinstance(value, str) else _PATHS[name]
         variable = _CREDENTIAL_FIELDS.get(name)
         if variable is None:
             return flag_subject(name, value)
@@ -126,13 +141,14 @@ def _next_step(args: argparse.Namespace, result: SendResult, not_accepted: int) 
     """Where the rows not accepted are, and the command that sends them again."""
     if args.failed_out is None:
         return "keep them with --failed-out FILE"
-    rows = f"{not_accepted:,} row{'' if not_accepted == 1 else 's'}"
-    step = f"{rows} not accepted in {args.failed_out}"
+    step = f"{_rows(not_accepted)} not accepted in {args.failed_out}"
     counts = result.counts()
     if counts["not_sent"] or counts["unknown"]:
         path = shlex.quote(str(args.failed_out))
         command = ["cms-event", "send", path, *_options_given(args), "--failed-out", path]
         step += f"; resume: {' '.join(command)}"
+        if counts["unknown"]:
+            step += " (its unknown rows may be stored already: sending them may duplicate)"
     return step
 
 
@@ -170,6 +186,8 @@ def run_send(args: argparse.Namespace) -> int:
         retry=cms_magic.RetryPolicy(max_attempts=retries + 1),
         **sending,
     )
+    if args.failed_out is not None:
+        check_writable(args.failed_out)
     frame, was_failed_out = strip_outcome(read_table(args.file))
     mapping = {o.name: getattr(args, o.name) for o in MAPPING_OPTIONS}
     mapping = {k: v for k, v in mapping.items() if v is not None}
@@ -178,7 +196,7 @@ def run_send(args: argparse.Namespace) -> int:
     with signals.installed():
         # Raises for a mapping that does not fit the file's columns, before any request.
         job = client.send(frame, dry_run=args.dry_run, background=True, progress=bar, **mapping)
-        rows = f"{len(frame):,} row{'' if len(frame) == 1 else 's'}"
+        rows = _rows(len(frame))
         if was_failed_out:
             err(
                 f"cms-event: {args.file} is a --failed-out file: its status and reason "
@@ -193,7 +211,8 @@ def run_send(args: argparse.Namespace) -> int:
         result = _wait(job, signals)
         if bar is not None:
             bar.close(interrupted=bool(signals.received))
-    return _report(args, result, frame, signals.received[0] if signals.received else None)
+        # Still handled: a signal now leaves the file whole (it is written in a moment).
+        return _report(args, result, frame, signals.received[0] if signals.received else None)
 
 
 def _report(
@@ -208,7 +227,16 @@ def _report(
         for reason, count in reasons.items():
             err(f"  {count:,} x {reason}")
     if args.failed_out is not None:  # always: an old file's rows must not be sent again
-        write_table(failed_rows(result, frame), args.failed_out)
+        try:
+            write_table(failed_rows(result, frame), args.failed_out)
+        except OSError as exc:
+            out(result.summary(None, interrupted=signum is not None))
+            err(
+                f"cms-event: error: --failed-out {str(args.failed_out)!r}: cannot be written "
+                f"({exc.strerror or type(exc).__name__}); {_rows(not_accepted)} not accepted "
+                "not kept"
+            )
+            return 2
     step = _next_step(args, result, not_accepted)
     out(result.summary(None, next_step=step, interrupted=signum is not None))
     if signum is not None:

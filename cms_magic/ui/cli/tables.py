@@ -15,6 +15,7 @@ out, so a whole-row content is the same as the first time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 
     from cms_magic.results import SendResult
 
-__all__ = ["failed_rows", "read_table", "strip_outcome", "write_table"]
+__all__ = ["check_writable", "failed_rows", "read_table", "strip_outcome", "write_table"]
 
 _JSON_LINES: Final = {".jsonl", ".ndjson", ".json"}
 _PARQUET: Final = {".parquet", ".pq"}
@@ -122,6 +123,33 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         frame.to_parquet(path)
     else:
         frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+
+
+def check_writable(path: Path) -> Path:
+    """``path`` if the rows not accepted can be written there; checked before anything is
+    sent, so no send ends with rows it cannot keep."""
+    import importlib.util
+
+    shown = str(path)
+    if path.is_dir():
+        raise InputError("is a directory; give a file name", option="failed_out", value=shown)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise InputError(
+            "cannot be written: its directory does not exist", option="failed_out", value=shown
+        )
+    if (path.exists() and not os.access(path, os.W_OK)) or not os.access(parent, os.W_OK):
+        raise InputError("cannot be written: permission denied", option="failed_out", value=shown)
+    suffix = path.suffix.lower()
+    if suffix in _PARQUET and not any(
+        importlib.util.find_spec(engine) for engine in ("pyarrow", "fastparquet")
+    ):
+        raise InputError(
+            "writing Parquet needs pyarrow: pip install pyarrow (or name a .csv or .jsonl file)",
+            option="failed_out",
+            value=shown,
+        )
+    return path
 
 
 def _outcome_names(columns: list[str]) -> tuple[str, str]:

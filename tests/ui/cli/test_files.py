@@ -191,3 +191,63 @@ def test_a_failed_out_file_sent_again_sends_its_source_rows_only(
     assert "its status and reason columns are not sent" in capsys.readouterr().err
     contents = [json.loads(e["content"]) for e in server.events()]
     assert contents == [{"host": "a", "count": 1}, {"host": "b", "count": 2}]
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("missing/failed.csv", "cannot be written: its directory does not exist"),
+        ("", "is a directory; give a file name"),
+        ("failed.parquet", "writing Parquet needs pyarrow"),
+    ],
+)
+def test_a_failed_out_that_cannot_be_written_is_said_before_sending(
+    name: str,
+    problem: str,
+    server: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda n, *a: None if n in ("pyarrow", "fastparquet") else real_find_spec(n, *a),
+    )
+    target = tmp_path / name if name else tmp_path
+    path = rows_file(tmp_path)
+    arguments = ["send", str(path), "--endpoint", server.url, "--content-col", "content"]
+    assert main([*arguments, "--failed-out", str(target)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"cms-event: error: --failed-out '{target}': {problem}"), err
+    assert err.count("\n") == 1
+    assert server.requests() == []
+
+
+def test_a_failed_out_write_that_fails_after_the_send_is_one_line_and_exit_2(
+    server: EmulatorServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from cms_magic.ui.cli import send
+
+    def disk_full(frame: pd.DataFrame, path: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(send, "write_table", disk_full)
+    path = tmp_path / "rows.csv"
+    pd.DataFrame({"name": ["a", ""], "content": ["b", "c"]}).to_csv(path, index=False)
+    failed = tmp_path / "failed.csv"
+    arguments = ["send", str(path), "--endpoint", server.url, "--content-col", "content"]
+    assert main([*arguments, "--quiet", "--failed-out", str(failed)]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.endswith(
+        f"cms-event: error: --failed-out '{failed}': cannot be written "
+        "(No space left on device); 1 row not accepted not kept\n"
+    )
+    assert "Traceback" not in captured.err
+    assert captured.out.startswith("1/2 events accepted")
