@@ -167,11 +167,6 @@ def test_a_running_sends_rows_still_to_go_are_pending_not_not_sent() -> None:
     assert (last.done, last.pending, last.not_sent) == (300, 0, 0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs cms_magic/sending/run.py to pass pending= (rows not settled yet) and "
-    "not_sent= (rows settled as not sent) to Progress",
-)
 def test_rows_settled_as_not_sent_while_the_send_runs_are_not_pending() -> None:
     import httpx
 

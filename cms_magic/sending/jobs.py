@@ -200,7 +200,9 @@ def run_foreground(execute: Execute, control: Control, *, grace: float) -> SendR
             control.abort()
             result = future.result()
         remember(result)
-        log.warning("send interrupted: %s (cms_magic.last_result())", result.summary())
+        log.warning(
+            "send interrupted: %s", result.summary("cms_magic.last_result()", interrupted=True)
+        )
         raise
 
 

@@ -53,12 +53,17 @@ class ResultBuilder:
         # Rows per status, kept up to date on every change: progress reads it per request.
         self._counts = np.zeros(len(STATUSES), dtype=np.int64)
         self._counts[NOT_SENT] = total
+        # Rows given a status by the run (a row not yet settled is pending, not "not sent").
+        self._settled = np.zeros(total, dtype=bool)
+        self._settled_count = 0
 
     def _set_status(self, where: np.ndarray[Any, Any], code: int) -> None:
         """Change the status of rows ``where`` (lock held), keeping the counts exact."""
         self._counts -= np.bincount(self.status[where], minlength=len(STATUSES))
         self._counts[code] += len(where)
         self.status[where] = code
+        self._settled_count += int(np.count_nonzero(~self._settled[where]))
+        self._settled[where] = True
 
     def reject(self, rejected: dict[int, str]) -> None:
         """Rows that cannot become (or fit in) a request, with their reasons."""
@@ -109,6 +114,11 @@ class ResultBuilder:
         with self._lock:
             numbers = self._counts.tolist()
         return dict(zip(STATUSES, numbers, strict=True))
+
+    def pending(self) -> int:
+        """Rows the run has not settled yet (it will still send them, or stop first)."""
+        with self._lock:
+            return self.total - self._settled_count
 
     def stop(self, error: SendError) -> bool:
         """Record why the whole send stops; the first reason wins. True if it was the first."""

@@ -510,17 +510,22 @@ class Run:
 
     def _report(self, finished: bool = False) -> None:
         counts = self.builder.counts()
+        pending = 0 if finished else self.builder.pending()
+        config = self.config
+        quota_rate = config.quota.rate * config.max_events if config.quota is not None else 0.0
         progress = Progress(
             total=self.builder.total,
             done=self.builder.total - counts["not_sent"],
             accepted=counts["accepted"],
             rejected=counts["rejected"],
-            not_sent=counts["not_sent"],
+            not_sent=counts["not_sent"] - pending,
             unknown=counts["unknown"],
             requests=self.requests,
             errors=self.errors,
             elapsed=time.perf_counter() - self.started,
             finished=finished,
+            pending=pending,
+            max_rate=max(0.0, quota_rate),
         )
         self.control.progress = progress
         for callback in self.callbacks:
