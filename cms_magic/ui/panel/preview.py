@@ -159,13 +159,20 @@ def _count_error(exc: BaseException) -> str:
 class _Count:
     """One count's identity: the latest is the only one shown; an older one stops."""
 
-    __slots__ = ("stopped",)
+    __slots__ = ("_stopped",)
 
     def __init__(self) -> None:
-        self.stopped = False
+        self._stopped = threading.Event()
 
-    def stop(self) -> bool:
-        return self.stopped
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+    def settle(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a newer change; True if this count was stopped."""
+        return self._stopped.wait(seconds) if seconds > 0 else self._stopped.is_set()
 
 
 class LivePreview:
@@ -175,7 +182,9 @@ class LivePreview:
     thread by :meth:`update`, and from the count's thread when it ends). ``start`` runs
     ``target(*args)`` in a background thread (default: a daemon thread of its own; the
     panel passes its workers' start, so its ``wait`` waits for counts too). ``qps`` is the
-    quota the duration is estimated at.
+    quota the duration is estimated at. A background count starts after ``settle``
+    seconds without a newer change, so typing in a control does not start a count per
+    keystroke.
     """
 
     def __init__(
@@ -185,11 +194,13 @@ class LivePreview:
         *,
         start: Callable[..., None] | None = None,
         qps: float = DEFAULT_QPS,
+        settle: float = 0.2,
     ) -> None:
         self._show_counts = show_counts
         self._show_events = show_events
         self._start = start or self._thread
         self.qps = qps
+        self.settle = settle
         self._lock = threading.Lock()
         self._current: _Count | None = None
         self._threads: list[threading.Thread] = []
@@ -215,7 +226,7 @@ class LivePreview:
         """Stop the count under way (its result is never shown)."""
         with self._lock:
             if self._current is not None:
-                self._current.stopped = True
+                self._current.stop()
             self._current = None
 
     def wait(self, timeout: float | None = None) -> bool:
@@ -231,21 +242,23 @@ class LivePreview:
         count = _Count()
         with self._lock:
             if self._current is not None:
-                self._current.stopped = True
+                self._current.stop()
             self._current = count
         return count
 
     def _counts(self, frame: pd.DataFrame, options: Mapping[str, Any], count: _Count) -> str:
-        found = count_frame(frame, options, stop=count.stop)
+        found = count_frame(frame, options, stop=count.stopped)
         return headline(found, frame.index, self.qps) if found is not None else ""
 
     def _count(self, frame: pd.DataFrame, options: Mapping[str, Any], count: _Count) -> None:
+        if count.settle(self.settle):
+            return  # a newer change came within the settle time (e.g. typing a template)
         try:
             text = self._counts(frame, options, count)
         except Exception as exc:  # e.g. the frame changed under the count
             text = _count_error(exc)
         with self._lock:
-            if count.stopped or count is not self._current:
+            if count.stopped() or count is not self._current:
                 return
             self._show_counts(text)
 

@@ -37,6 +37,7 @@ class Shown:
         target(*args)
 
     def live(self, **options: Any) -> LivePreview:
+        options.setdefault("settle", 0)
         return LivePreview(self.counts.append, self.events.append, start=self.start, **options)
 
 
@@ -129,6 +130,20 @@ def test_only_the_latest_count_is_shown(converted: list[int]) -> None:
     before = len(shown.counts)
     shown.run(2)
     assert len(shown.counts) == before
+
+
+def test_changes_in_quick_succession_start_no_count_until_they_settle(
+    converted: list[int],
+) -> None:
+    counts: list[str] = []
+    live = LivePreview(counts.append, lambda _html: None, settle=60)
+    frame = messages(30_000)
+    for name in ("t", "ty", "typ", "type"):  # e.g. keystrokes in a text field
+        live.update(frame, {"name": name})
+    live.stop()  # the last one too, here: no count ever ran
+    assert live.wait(10)
+    assert converted == [3, 3, 3, 3]
+    assert counts == [counting_line(30_000)] * 4
 
 
 def test_a_count_that_fails_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
