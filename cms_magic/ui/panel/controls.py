@@ -14,7 +14,7 @@ Key widgets carry stable CSS classes (``cms-send``, ``cms-summary``...).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 import ipywidgets as w
@@ -38,7 +38,16 @@ _NO_TIME: Final = ("(none: the service stamps the time)", "")
 
 # Columns chosen by default when a frame has them (case-insensitive), first found wins.
 _NAME_COLUMNS: Final = ("name", "event", "event_name")
-_CONTENT_COLUMNS: Final = ("content", "message", "msg", "text")
+_CONTENT_COLUMNS: Final = (
+    "content",
+    "message",
+    "msg",
+    "text",
+    "description",
+    "summary",
+    "body",
+    "details",
+)
 _GROUP_COLUMNS: Final = ("group_id", "groupid", "group")
 _TIME_COLUMNS: Final = ("time", "timestamp", "ts", "datetime", "date")
 
@@ -91,6 +100,9 @@ class Controls:
         self, *, region: str, internal: bool, custom: str, probe_targets: Sequence[tuple[str, str]]
     ) -> None:
         self.quiet = False  # see quietly()
+        #: The mode toggles the user has set ("name", "content", "group"): fitting the
+        #: columns of another frame leaves them as they are.
+        self.chosen_modes: set[str] = set()
         self._build_target(region, internal, custom)
         self._build_data()
         self._build_actions()
@@ -211,6 +223,8 @@ class Controls:
         self.results_tabs.add_class("cms-results")
         self.results_tabs.layout.display = "none"
         self.retry_button = _button("Retry failed", "cms-retry", icon="redo", disabled=True)
+        self.retry_note = w.HTML()
+        self.retry_note.add_class("cms-retry-note")
 
     def _build_layout(self) -> None:
         def heading(text: str) -> Any:
@@ -247,7 +261,7 @@ class Controls:
                 heading("Results"),
                 self.summary,
                 self.results_tabs,
-                self.retry_button,
+                w.HBox([self.retry_button, self.retry_note], layout=w.Layout(align_items="center")),
             ]
         )
         self.tabs = w.Tab(children=[send_page, self.regions_tab.page], titles=["Send", "Regions"])
@@ -297,7 +311,7 @@ class Controls:
                 raise MappingError("must be a whole number", option="group_id", value=raw) from None
         elif self.group_mode.value == "column":
             options["group_id_col"] = _chosen(self.group_column, "group_id_col")
-        if self.time_column.value:
+        if self.time_column.index:  # 0 is "(none: the service stamps the time)"
             options["time_col"] = self.time_column.value
         if self.tz.value.strip():
             options["tz"] = self.tz.value.strip()
@@ -329,32 +343,54 @@ class Controls:
             self._fit_columns(frame)
 
     def _fit_columns(self, frame: pd.DataFrame | None) -> None:
-        columns = [str(c) for c in frame.columns] if frame is not None else []
-        lowered = {c.lower(): c for c in columns}
+        # The dropdowns hold the real labels (an int for read_csv(header=None)), shown as text.
+        labels: list[Hashable] = list(frame.columns) if frame is not None else []
+        options = [(str(c), c) for c in labels]
+        lowered: dict[str, Hashable] = {}
+        for label in labels:
+            lowered.setdefault(str(label).lower(), label)
 
-        def pick(names: Sequence[str]) -> str | None:
+        def pick(names: Sequence[str]) -> Hashable | None:
             return next((lowered[n] for n in names if n in lowered), None)
 
-        def keep(dropdown: Any, default: str | None) -> None:
-            current = dropdown.value
-            dropdown.options = columns
-            dropdown.value = current if current in columns else default
+        def present(value: object) -> bool:
+            return any(_same_label(value, label) for label in labels)
 
-        first = columns[0] if columns else None
+        def keep(dropdown: Any, default: Hashable | None) -> None:
+            current = dropdown.value
+            dropdown.options = options
+            dropdown.value = current if present(current) else default
+
+        first = labels[0] if labels else None
         name_col, group_col = pick(_NAME_COLUMNS), pick(_GROUP_COLUMNS)
-        keep(self.name_column, name_col or first)
-        keep(self.content_column, pick(_CONTENT_COLUMNS) or first)
-        keep(self.group_column, group_col or first)
+        content_col = pick(_CONTENT_COLUMNS)
+        keep(self.name_column, name_col if name_col is not None else first)
+        keep(self.content_column, content_col if content_col is not None else first)
+        keep(self.group_column, group_col if group_col is not None else first)
         current_time = self.time_column.value
-        self.time_column.options = [_NO_TIME, *((c, c) for c in columns)]
-        time_default = pick(_TIME_COLUMNS) or ""
-        if not time_default and frame is not None:
-            time_default = next((str(c) for c in frame.columns if frame[c].dtype.kind == "M"), "")
-        self.time_column.value = current_time if current_time in columns else time_default
-        if name_col is not None and self.name_mode.value == "constant":
-            self.name_mode.value = "column"
-        if group_col is not None and self.group_mode.value == "none":
-            self.group_mode.value = "column"
+        self.time_column.options = [_NO_TIME, *options]
+        time_default = pick(_TIME_COLUMNS)
+        if time_default is None and frame is not None:
+            time_default = next((c for c in labels if frame[c].dtype.kind == "M"), None)
+        chosen_time = current_time if current_time != "" and present(current_time) else None
+        self.time_column.value = (
+            chosen_time
+            if chosen_time is not None
+            else (time_default if time_default is not None else "")
+        )
+        self._fit_mode("name", self.name_mode, "constant", found=name_col is not None)
+        self._fit_mode("group", self.group_mode, "none", found=group_col is not None)
+        self._fit_mode("content", self.content_mode, "whole row", found=content_col is not None)
+
+    def _fit_mode(self, name: str, toggle: Any, plain: str, *, found: bool) -> None:
+        """A mode toggle the user has not set (see :attr:`chosen_modes`) follows the frame:
+        ``column`` when it has a usual column for it, else ``plain``."""
+        if name in self.chosen_modes:
+            return
+        if found and toggle.value == plain:
+            toggle.value = "column"
+        elif not found and toggle.value == "column":
+            toggle.value = plain
 
     def show_modes(self) -> None:
         """Show the value field each mode needs (a constant, a column or a template)."""
@@ -370,7 +406,7 @@ class Controls:
 
     # ================================================================= sending and results
 
-    def show_running(self, running: bool, *, total: int = 0, retryable: int = 0) -> None:
+    def show_running(self, running: bool, *, total: int = 0) -> None:
         """Buttons and bar for a send that starts (``total`` rows) or has ended."""
         self.send_button.disabled = running
         self.dry_run_button.disabled = running
@@ -381,8 +417,15 @@ class Controls:
             self.progress.max = max(total, 1)
             self.progress.value = 0
         else:
-            self.retry_button.disabled = not retryable
             self.cancel_button.description = "Cancel"
+
+    def show_retry(self, rows: int, note: str) -> None:
+        """Retry failed for ``rows`` rows (0: not offered), and ``note`` beside it (and as
+        its tooltip): what it reuses, or why it is not offered."""
+        self.retry_button.disabled = not rows
+        self.retry_button.description = f"Retry failed ({rows:,})" if rows else "Retry failed"
+        self.retry_button.tooltip = note
+        self.retry_note.value = html.muted(note) if note else ""
 
     def show_progress(self, progress: Progress, verb: str) -> None:
         """A running send's bar and status line (traits only: called from its thread)."""
@@ -390,13 +433,14 @@ class Controls:
         self.progress.value = progress.done
         self.status.value = html.esc(f"{verb}: {progress.line()}")
 
-    def show_result(self, result: SendResult, *, where: str, retryable: int) -> None:
-        """The summary, the bar, and the Requests / Events / Failed rows tabs."""
+    def show_result(self, result: SendResult, *, where: str) -> None:
+        """The outcome next to Send, the summary, the bar, and the Requests / Events /
+        Failed rows tabs."""
+        self.status.value = html.status_line(result)
         self.summary.value = html.summary(result, where)
         self.progress.bar_style = html.result_style(result)
         self.progress.max = max(len(result), 1)
         self.progress.value = len(result) - result.counts()["not_sent"]
-        self.status.value = html.esc(f"done in {result.elapsed:.1f} s")
         self.requests_table.value = html.requests_view(result)
         self.events_table.value = html.table(result.events, "events")
         failed = html.failed_rows(result)
@@ -408,13 +452,21 @@ class Controls:
         ]
         self.results_tabs.selected_index = 2 if len(failed) else 0
         self.results_tabs.layout.display = ""
-        self.retry_button.description = (
-            f"Retry failed ({retryable:,})" if retryable else "Retry failed"
-        )
 
 
-def _chosen(dropdown: Any, name: str) -> str:
-    """The column a dropdown names, or a MappingError naming its option."""
-    if not dropdown.value:
+def _chosen(dropdown: Any, name: str) -> Hashable:
+    """The column a dropdown names (its real label), or a MappingError naming its option."""
+    if dropdown.value is None or dropdown.index is None:
         raise MappingError("choose a column", option=name)
-    return str(dropdown.value)
+    label: Hashable = dropdown.value
+    return label
+
+
+def _same_label(value: object, label: Hashable) -> bool:
+    """``value`` is ``label`` (equal and of the same type: ``1`` is not ``'1'``)."""
+    if value is label:
+        return True
+    try:
+        return type(value) is type(label) and bool(value == label)
+    except (TypeError, ValueError):
+        return False

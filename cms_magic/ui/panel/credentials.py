@@ -7,12 +7,17 @@ appear: what is typed is read into memory and the field is cleared at once, so
 the secret is never in the widget state a notebook saves; the secret field also
 never echoes its value back to the frontends. The typed secret is held as a
 :class:`~cms_magic.credentials.Secret` from the moment it is read.
+
+Typed credentials belong to the endpoint they were typed for: Alibaba Cloud as a
+whole (any catalog endpoint: a key works in every region), or that one custom
+URL. Moving to another of those drops them, and the credentials line says so,
+so a key typed for a test server is never sent on to the public cloud.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import ipywidgets as w
 from traitlets import Unicode
@@ -30,7 +35,7 @@ from cms_magic.ui.panel import html
 if TYPE_CHECKING:
     from cms_magic.targets import Target
 
-__all__ = ["CredentialsEntry", "SecretField"]
+__all__ = ["ALIBABA_CLOUD", "CredentialsEntry", "SecretField", "realm"]
 
 _WIDE = {"description_width": "110px"}
 
@@ -75,27 +80,53 @@ class CredentialsEntry:
         self.box.layout.display = "none"
         #: The credentials typed in, once complete; memory only.
         self.typed: Credentials | None = None
+        #: Where :attr:`typed` belongs (see :func:`realm`).
+        self.typed_for: str | None = None
         self._key_id: str | None = None
+        self._realm: str | None = None  # of the target shown last
+        self._dropped: str | None = None  # the note when typed credentials were dropped
 
     def resolve(
         self, target: Target, resolver: Callable[[], Credentials] | None
     ) -> Credentials | None:
         """The credentials for ``target``, shown masked: the emulator's demo key for the
         local emulator; else ``resolver``'s (default: the target's), else those typed in;
-        None (and the entry fields shown) when there are none."""
+        None (and the entry fields shown) when there are none.
+
+        Credentials typed for another endpoint (see :func:`realm`) are dropped first.
+        """
+        if not target.is_local:
+            self._follow(target)
         try:
             found = target.credentials() if target.is_local or resolver is None else resolver()
         except CredentialsError as exc:
-            self.box.layout.display = "" if self.typed is None else "none"
+            self.box.layout.display = ""  # also to type another pair over the one typed
             if self.typed is None:
-                self.label.value = html.credentials_missing(exc)
+                self.label.value = html.credentials_missing(exc, dropped=self._dropped or "")
             else:
-                self.label.value = html.credentials_line(self.typed, "kept in memory, never saved")
+                self.label.value = html.credentials_line(
+                    self.typed, "kept in memory, never saved; type another pair below to replace it"
+                )
             return self.typed
         self.box.layout.display = "none"
         note = "the emulator accepts only its demo key" if target.is_local else ""
+        if self._dropped and not target.is_local:
+            note = f"{note}; {self._dropped}" if note else self._dropped
         self.label.value = html.credentials_line(found, note)
         return found
+
+    def _follow(self, target: Target) -> None:
+        """Drop typed credentials that belong to another endpoint than ``target``'s."""
+        where = realm(target)
+        if where != self._realm:
+            self._dropped = None
+        self._realm = where
+        if self.typed is not None and self.typed_for != where:
+            self._dropped = (
+                f"the key {self.typed.masked_id} typed for {self.typed_for} was cleared: "
+                "typed credentials stay with the endpoint they were typed for"
+            )
+            self.forget()
 
     def required(self, target: Target, resolver: Callable[[], Credentials] | None) -> Credentials:
         """:meth:`resolve`, or a CredentialsError that says how to give a key."""
@@ -135,6 +166,8 @@ class CredentialsEntry:
             problem = html.message(exc)
         else:
             self.typed = typed
+            self.typed_for = self._realm
+            self._dropped = None
             self.note.value = ""
             return True
         self._key_id = None
@@ -145,3 +178,16 @@ class CredentialsEntry:
         """Drop what was typed."""
         self._key_id = None
         self.typed = None
+        self.typed_for = None
+
+
+ALIBABA_CLOUD: Final = "Alibaba Cloud"
+
+
+def realm(target: Target) -> str:
+    """Where typed credentials for ``target`` belong: :data:`ALIBABA_CLOUD` for a catalog
+    endpoint (the public one or a region's: one AccessKey serves them all), else the
+    target's URL."""
+    if target.kind in ("public", "region") and target.leaves_machine:
+        return ALIBABA_CLOUD
+    return str(target.url)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import numpy as np
 
-from cms_magic.errors import CmsError
+from cms_magic.errors import NO_VALUE, AuthError, CmsError, show_value
 from cms_magic.regions import public_endpoint, regions
 from cms_magic.ui.options import label_subject
 
@@ -29,23 +29,32 @@ if TYPE_CHECKING:
     from cms_magic.targets import Target
 
 __all__ = [
+    "BRIEF_CHARS",
     "STYLE",
     "BarStyle",
+    "Outcome",
     "bad",
+    "brief",
     "catalog",
     "counts",
     "credentials_line",
     "credentials_missing",
+    "details",
     "error",
     "esc",
     "events_preview",
     "failed_rows",
+    "failure",
+    "headline",
     "message",
     "muted",
+    "outcome",
     "probe_table",
     "readable_requests",
     "requests_view",
     "result_style",
+    "status_line",
+    "subject",
     "summary",
     "table",
     "target_error",
@@ -54,6 +63,8 @@ __all__ = [
 
 TABLE_ROWS: Final = 100
 SHOWN_REASONS: Final = 5
+#: The longest one-line error the panel shows before its details.
+BRIEF_CHARS: Final = 160
 
 STYLE: Final = """<style>
 .cms-panel .cms-region-list select { font-family: monospace; font-size: 12px; }
@@ -113,7 +124,9 @@ STYLE: Final = """<style>
 </style>"""
 
 #: The progress bar's style after a send (an ipywidgets ``bar_style``).
-BarStyle = Literal["success", "warning", "danger"]
+BarStyle = Literal["success", "warning", "danger", ""]
+#: How a send ended (see :func:`outcome`).
+Outcome = Literal["done", "dry_run", "partial", "stopped", "cancelled"]
 
 
 def esc(value: object) -> str:
@@ -129,29 +142,77 @@ def bad(text: str) -> str:
     return f'<span class="cms-bad">{esc(text)}</span>'
 
 
+def subject(name: str, value: object) -> str:
+    """An error's subject in the panel's words: the control's label from the options table
+    (:func:`~cms_magic.ui.options.label_subject`), or the credentials entry's field."""
+    field = _ENTRY_LABELS.get(name)
+    if field is None:
+        return label_subject(name, value)
+    if value is NO_VALUE or name != "access_key_id":  # a secret's value is never shown
+        return field
+    return f"{field} {show_value(value)}"
+
+
+_ENTRY_LABELS: Final = {
+    "access_key_id": "AccessKey id",
+    "access_key_secret": "Secret",
+    "security_token": "STS token",
+}
+
+
 def message(exc: BaseException) -> str:
     """An error in the panel's words: a :class:`CmsError` names the control's label."""
     if isinstance(exc, CmsError):
-        return exc.describe(label_subject)
+        return exc.describe(subject)
     return str(exc)
+
+
+def brief(exc: BaseException) -> str:
+    """An error as one readable line: refused credentials say so and what to do (the
+    service's own words are for the details); else the message's first line, cut."""
+    if isinstance(exc, AuthError) and exc.hint:
+        return f"the service refused the credentials: {exc.hint}"
+    text = message(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= BRIEF_CHARS else line[: BRIEF_CHARS - 1].rstrip() + "…"
+
+
+def details(text: str, title: str = "details") -> str:
+    """A folded disclosure holding ``text`` as written (wrapped, never a scroll)."""
+    return (
+        f'<details class="cms-details"><summary>{esc(title)}</summary>'
+        f'<pre class="cms-details-text" style="white-space:pre-wrap;word-break:break-word;'
+        f'margin:2px 0">{esc(text)}</pre></details>'
+    )
 
 
 # ----------------------------------------------------------------- errors, target, credentials
 
 
 def error(exc: BaseException) -> str:
-    """The error area: the class and the message; a traceback only for a bug (not a CmsError)."""
-    detail = ""
-    if not isinstance(exc, CmsError):  # a user error's message says it all
+    """An error as one readable line, and "details" to expand when there is more: the
+    whole message, and for a bug (not a :class:`CmsError`) its class and traceback.
+    A user's error is said in the panel's words, without a Python class name."""
+    line, full = brief(exc), message(exc)
+    more = details(full) if full.strip() != line else ""
+    head = ""
+    if not isinstance(exc, CmsError):  # a bug: say what broke, and where
+        head = f"<b>{esc(type(exc).__name__)}</b>: "
         lines = traceback.format_exception(type(exc), exc, exc.__traceback__)
-        detail = (
-            "<details><summary>traceback</summary>"
-            f"<pre style='font-size:11px'>{esc(''.join(lines))}</pre></details>"
+        more += details("".join(lines), "traceback")
+    return f'<div class="cms-bad cms-error-line">{head}{esc(line)}</div>{more}'
+
+
+def failure(exc: BaseException, what: str = "not started") -> str:
+    """The status next to Send when an action failed (``what``: ``not started``...): one
+    line, details folded."""
+    line, full = brief(exc), message(exc)
+    more = details(full) if full.strip() != line else ""
+    if not isinstance(exc, CmsError):
+        more += details(
+            "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)), "traceback"
         )
-    return (
-        '<div class="cms-bad" style="white-space:pre-wrap">'
-        f"<b>{esc(type(exc).__name__)}</b>: {esc(message(exc))}</div>{detail}"
-    )
+    return f'<span class="cms-outcome cms-bad">✖ {esc(what)}: {esc(line)}</span>{more}'
 
 
 def target_line(target: Target, url: str) -> str:
@@ -176,12 +237,15 @@ def credentials_line(credentials: Credentials, note: str = "") -> str:
     )
 
 
-def credentials_missing(exc: CmsError) -> str:
-    """Why no credentials resolved (where it looked, folded), and what to do."""
+def credentials_missing(exc: CmsError, dropped: str = "") -> str:
+    """Why no credentials resolved (where it looked, folded), what to do, and (``dropped``)
+    that a key typed for another endpoint was cleared."""
     first, _, rest = message(exc).partition("\n")
     more = f"<details><summary>where I looked</summary><pre>{esc(rest)}</pre></details>"
+    cleared = f" {muted(f'({dropped})')}" if dropped else ""
     return (
-        f"Credentials: {bad(first)}{more if rest else ''} Enter a key below (kept in memory only)."
+        f"Credentials: {bad(first)}{cleared}{more if rest else ''} "
+        "Enter a key below (kept in memory only)."
     )
 
 
@@ -288,22 +352,81 @@ def requests_view(result: SendResult) -> str:
     )
 
 
+def outcome(result: SendResult) -> Outcome:
+    """How a send ended: ``stopped`` (an error stopped it), ``cancelled``, ``dry_run``,
+    ``done`` (every row accepted) or ``partial`` (some rows not accepted)."""
+    if result.error is not None:
+        return "stopped"
+    if result.cancelled:
+        return "cancelled"
+    if len(result) and result.counts()["dry_run"] == len(result):
+        return "dry_run"
+    return "done" if result.ok else "partial"
+
+
+_STYLES: Final[dict[str, BarStyle]] = {
+    "done": "success",
+    "dry_run": "success",
+    "partial": "warning",
+    "stopped": "danger",
+    "cancelled": "",  # asked for: not a failure
+}
+_ICONS: Final = {"done": "✔", "dry_run": "✔", "partial": "⚠", "stopped": "✖", "cancelled": "■"}
+_CLASSES: Final = {
+    "done": "cms-good",
+    "dry_run": "cms-good",
+    "partial": "cms-warn",
+    "stopped": "cms-bad",
+    "cancelled": "cms-muted",
+}
+
+
 def result_style(result: SendResult) -> BarStyle:
-    """Green when every row was accepted (or a dry run), red when the send stopped."""
-    if result.error or result.cancelled:
-        return "danger"
-    if result.ok or result.counts()["dry_run"] == len(result):
-        return "success"
-    return "warning"
+    """Green when every row was accepted (or a dry run), red when an error stopped the
+    send, orange when rows were not accepted, neutral when it was cancelled."""
+    return _STYLES[outcome(result)]
+
+
+def headline(result: SendResult, name: str = "panel.result") -> str:
+    """:meth:`SendResult.summary` without the words of the error that stopped the send
+    (the status next to Send says it in one line, with details)."""
+    line = result.summary(name)
+    if result.error is not None:
+        line = line.replace(f"; stopped: {result.error}", "; stopped")
+    return line
+
+
+def status_line(result: SendResult) -> str:
+    """The outcome next to Send: one line (an icon, what happened), and for a send that an
+    error stopped, that error's details folded."""
+    kind = outcome(result)
+    counts, total = result.counts(), len(result)
+    accepted = f"{counts['accepted']:,}/{total:,} accepted"
+    if kind == "dry_run":
+        text = f"dry run: {total:,} events would be sent"
+    elif kind == "done":
+        text = f"done: {accepted} in {result.elapsed:.1f} s"
+    elif kind == "cancelled":
+        left = [
+            f"{counts[s]:,} {s.replace('_', ' ')}" for s in ("not_sent", "unknown") if counts[s]
+        ]
+        text = "cancelled: " + ", ".join([accepted, *left])
+    elif kind == "partial":
+        text = f"{accepted}; the others are in Failed rows"
+    else:
+        text = f"stopped: {brief(result.error)}" if result.error is not None else "stopped"
+    more = details(message(result.error)) if result.error is not None else ""
+    return f'<span class="cms-outcome {_CLASSES[kind]}">{_ICONS[kind]} {esc(text)}</span>{more}'
 
 
 def summary(result: SendResult, where: str) -> str:
-    """The result's one summary line (:meth:`SendResult.summary`) and where it went."""
-    style = result_style(result)
-    icon = {"success": "✔", "warning": "⚠", "danger": "✖"}[style]
-    colour = "cms-good" if style == "success" else "cms-bad"
-    line = result.summary("panel.result")
-    return f'<span class="{colour}"><b>{icon} {esc(line)}</b></span> {muted(f"({where})")}'
+    """The result's one summary line (:func:`headline`) and where it went."""
+    kind = outcome(result)
+    line = headline(result)
+    return (
+        f'<span class="{_CLASSES[kind]}"><b>{_ICONS[kind]} {esc(line)}</b></span> '
+        f"{muted(f'({where})')}"
+    )
 
 
 # ----------------------------------------------------------------- the Regions tab
@@ -316,12 +439,15 @@ def catalog() -> str:
         f"<td><code>{esc(r.internal_endpoint)}</code></td></tr>"
         for r in regions()
     )
-    return (
-        f"<b>Regions</b> · public endpoint, the same for every region: "
-        f"<code>{esc(public_endpoint())}</code>"
+    table = (
         '<div class="cms-table" style="max-height:none"><table><thead><tr><th>id</th>'
         "<th>name</th><th>internal endpoint (reachable from inside the region)</th></tr>"
         f"</thead><tbody>{rows}</tbody></table></div>"
+    )
+    return (
+        f"Public endpoint, the same for every region: <code>{esc(public_endpoint())}</code>"
+        f'<details class="cms-details"><summary>the catalog: {len(regions())} regions and '
+        f"their internal endpoints</summary>{table}</details>"
     )
 
 
@@ -349,7 +475,8 @@ def probe_table(results: Sequence[ProbeResult]) -> str:
             f"<td>{status}</td><td><code>{esc(r.url)}</code></td></tr>"
         )
     return (
+        '<details class="cms-details"><summary>probe details: addresses and URLs</summary>'
         '<div class="cms-table" style="max-height:none"><table><thead><tr><th>target</th>'
         "<th>latency</th><th></th><th>status</th><th>url</th></tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table></div>"
+        f"<tbody>{''.join(rows)}</tbody></table></div></details>"
     )

@@ -25,14 +25,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+
+import numpy as np
 
 from cms_magic.credentials import Credentials
-from cms_magic.errors import CmsError, ConfigError, InputError
+from cms_magic.errors import AuthError, CmsError, ConfigError, InputError
 from cms_magic.probe import ProbeResult, default_targets, probe
 from cms_magic.progress import Progress, Throttle
 from cms_magic.results import SendJob, SendResult
-from cms_magic.sending.client import send
+from cms_magic.sending.client import Client, send
 from cms_magic.targets import LOCAL, PUBLIC, Target
 from cms_magic.ui.panel import html
 from cms_magic.ui.panel.background import Workers
@@ -44,7 +46,26 @@ from cms_magic.ui.panel.regions import initial_choice, probe_choice
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LOCAL", "PUBLIC", "Panel", "panel"]
+__all__ = ["LOCAL", "PUBLIC", "TABS", "Panel", "panel"]
+
+Tab = Literal["send", "regions"]
+#: The panel's tabs, in order (``Panel(tab=...)``).
+TABS: Final[tuple[Tab, ...]] = ("send", "regions")
+
+
+class _Sending(NamedTuple):
+    """Where a send went (or a retry would go), and with which credentials."""
+
+    target: Target
+    url: str
+    credentials: Credentials
+
+
+class _RetryPlan(NamedTuple):
+    """A retry the panel offers: these rows, to the target and credentials shown now."""
+
+    positions: np.ndarray[Any, Any]
+    to: _Sending
 
 
 def panel(df: pd.DataFrame | None = None, **options: Any) -> Panel:
@@ -65,7 +86,15 @@ class Panel(Controls):
     ``prober``: what the Probe button runs (default: :func:`cms_magic.probe.probe` over
     ``probe_targets``, each step bounded by ``probe_timeout`` seconds).
     ``region``: the initial target, :data:`LOCAL` (default), :data:`PUBLIC`, a region id,
-    or an endpoint URL (it goes to the custom URL field).
+    or an endpoint URL (it goes to the custom URL field). ``tab``: the tab shown first,
+    ``"send"`` (default) or ``"regions"``; the panel never switches tabs by itself.
+    ``send_options``: :class:`cms_magic.Client` options for every send and retry
+    (``timeout``, ``retry``, ``qps``...).
+
+    *Retry failed* resends the rows not sent (never ``unknown`` rows, which may have
+    arrived, nor ``rejected`` ones, which would be rejected again) with the mapping of
+    that send, to the target and with the credentials the panel shows *now*; it is
+    not offered when the service refused the credentials and nothing changed since.
 
     Attributes: ``result`` (the latest :class:`~cms_magic.results.SendResult`),
     ``job`` (the current or latest :class:`~cms_magic.results.SendJob`),
@@ -84,11 +113,18 @@ class Panel(Controls):
         probe_targets: Sequence[tuple[str, str]] | None = None,
         probe_timeout: float = 2.0,
         region: str = LOCAL,
+        tab: Tab = "send",
+        send_options: Mapping[str, Any] | None = None,
     ) -> None:
         import pandas as pd
 
         if df is not None and not isinstance(df, pd.DataFrame):
             raise InputError(f"must be a pandas DataFrame, got {type(df).__name__}", option="df")
+        if tab not in TABS:
+            raise ConfigError(
+                f"must be one of {', '.join(map(repr, TABS))}", option="tab", value=tab
+            )
+        self._send_options = dict(send_options or {})
         self._frames = FramePicker(df, namespace)
         self._resolve = credentials_resolver
         targets = list(probe_targets) if probe_targets is not None else None
@@ -107,6 +143,9 @@ class Panel(Controls):
         self._verb = "sending"
         self._where = ""  # the label of the target of the running (or latest) send
         self._busy = False  # a send, dry run or retry runs or its results are being drawn
+        self._sent: _Sending | None = None  # where the latest result's rows went
+        self._now: _Sending | None = None  # the target and credentials shown now
+        self._pending: _Sending | None = None  # where the running send goes
 
         value, internal, custom = initial_choice(region)
         super().__init__(
@@ -115,6 +154,7 @@ class Panel(Controls):
             custom=custom,
             probe_targets=targets if targets is not None else default_targets(),
         )
+        self.tabs.selected_index = TABS.index(tab)
         self._wire()
         self._callback(self._refresh_target)()
         self._callback(self.refresh)()
@@ -125,33 +165,48 @@ class Panel(Controls):
         self._on(self.key_id, self.entry.take_key_id)
         self._on(self.secret, self._on_secret)
         self._on(self.frame_picker, self._on_frame)
-        for mode in (self.name_mode, self.content_mode, self.group_mode):
-            self._on(mode, lambda _change: self.show_modes())
+        for name, mode in (
+            ("name", self.name_mode),
+            ("content", self.content_mode),
+            ("group", self.group_mode),
+        ):
+            self._on(mode, lambda _change, name=name: self._on_mode(name))
         for widget in self.mapping_widgets():
             self._on(widget, lambda _change: self._refresh_preview())
         self._on(self.region_list, self._on_region_chosen)
-        for button, handler in (
-            (self.refresh_button, self.refresh),
-            (self.dry_run_button, self.dry_run),
-            (self.send_button, self.send),
-            (self.cancel_button, self.cancel),
-            (self.retry_button, self.retry_failed),
-            (self.probe_button, self.probe),
-            (self.dismiss_button, self.clear_error),
+        self._on(self.regions_tab.use_internal, self._on_region_chosen)
+        for button, handler, in_status in (
+            (self.refresh_button, self.refresh, False),
+            (self.dry_run_button, self.dry_run, True),
+            (self.send_button, self.send, True),
+            (self.cancel_button, self.cancel, True),
+            (self.retry_button, self.retry_failed, True),
+            (self.probe_button, self.probe, False),
+            (self.dismiss_button, self.clear_error, False),
         ):
-            button.on_click(self._callback(lambda _button, handler=handler: handler()))
+            button.on_click(
+                self._callback(lambda _button, handler=handler: handler(), in_status=in_status)
+            )
 
-    def _callback(self, fn: Callable[..., object]) -> Callable[..., None]:
-        """THE wrapper for every callback and worker: an exception is shown in the panel."""
+    def _callback(
+        self, fn: Callable[..., object], *, in_status: bool = False
+    ) -> Callable[..., None]:
+        """THE wrapper for every callback and worker: an exception is shown in the panel,
+        next to Send for the send actions (``in_status``), else in the error area."""
 
         @functools.wraps(fn)
         def guarded(*args: Any) -> None:
             try:
                 fn(*args)
             except Exception as exc:
-                self._show_error(exc)
+                self._show_error(exc, in_status=in_status)
 
         return guarded
+
+    def _on_mode(self, name: str) -> None:
+        if not self.quiet:
+            self.chosen_modes.add(name)
+        self.show_modes()
 
     def _on(self, widget: Any, handler: Callable[..., object], names: str = "value") -> None:
         widget.observe(self._callback(handler), names=names)
@@ -173,8 +228,13 @@ class Panel(Controls):
         except CmsError as exc:
             return f"(no target: {html.message(exc)})"
 
-    def _show_error(self, exc: BaseException) -> None:
+    def _show_error(
+        self, exc: BaseException, *, in_status: bool = False, what: str = "not started"
+    ) -> None:
         self.last_error = exc
+        if in_status:  # the outcome of a send action is next to Send, nowhere else
+            self.status.value = html.failure(exc, what)
+            return
         self.error.value = html.error(exc)
         self.error_box.layout.display = ""
 
@@ -195,16 +255,23 @@ class Panel(Controls):
         return self.target_choice().target
 
     def _refresh_target(self) -> None:
+        self._now = None
         try:
             choice = self.target_choice()
             url = choice.target.resolve_url()
         except CmsError as exc:  # shown where it was typed, not in the error area
             self.internal.disabled = True
-            self.url_label.value = html.target_error(exc)
+            self.url_label.value = self.regions_tab.target_line.value = html.target_error(exc)
+            self._refresh_retry()
             return
         self.internal.disabled = not choice.internal_applies
-        self.url_label.value = html.target_line(choice.target, url)
-        self.entry.resolve(choice.target, self._resolve)
+        self.url_label.value = self.regions_tab.target_line.value = html.target_line(
+            choice.target, url
+        )
+        credentials = self.entry.resolve(choice.target, self._resolve)
+        if credentials is not None:
+            self._now = _Sending(choice.target, url, credentials)
+        self._refresh_retry()
 
     def _on_secret(self, change: Mapping[str, Any]) -> None:
         if self.entry.take_secret(change):
@@ -286,34 +353,77 @@ class Panel(Controls):
                 dry_run=dry_run,
                 background=True,
                 progress=progress,
+                **self._send_options,
                 **options,
             )
             return job
 
         verb = "dry run" if dry_run else "sending"
-        return self._launch(start, total=len(frame), verb=verb, where=target.label)
+        sending = _Sending(target, url, credentials)
+        return self._launch(start, total=len(frame), verb=verb, sending=sending)
 
     def retry_failed(self) -> SendJob:
-        """Resend, in the background, the rows of the latest result that were not accepted
-        (``unknown`` rows excluded: they may have arrived), with the same target and mapping."""
+        """Resend, in the background, the rows of the latest result that were not sent, to
+        the target and with the credentials the panel shows now (the mapping is that
+        send's); merged into that result. Refused when it is bound to fail the same way."""
         if self._busy:
             raise ConfigError("a send is already running: wait for it, or Cancel it")
         previous = self.result
-        if previous is None or not self._retryable():
-            raise ConfigError("nothing to retry: every row of the latest send was accepted")
+        plan = self._retry_plan()
+        if previous is None or isinstance(plan, str):
+            reason = plan if isinstance(plan, str) else ""
+            raise ConfigError(
+                reason or "nothing to retry: no row of the latest send is left unsent"
+            )
+        positions, to = plan
         self.clear_error()
+        client = Client(to.target, credentials=to.credentials, **self._send_options)
 
         def start(progress: Callable[[Progress], None]) -> SendJob:
-            # Not-sent and rejected rows, not unknown ones; merged into the previous result.
-            job: SendJob = previous.retry(include_rejected=True, background=True, progress=progress)
+            job = client.resend(previous, positions, background=True, progress=progress)
+            if not isinstance(job, SendJob):  # pragma: no cover - background=True gives a job
+                raise TypeError(f"resend gave {type(job).__name__}, not a SendJob")
             return job
 
-        return self._launch(start, total=self._retryable(), verb="retrying", where=self._where)
+        return self._launch(start, total=len(positions), verb="retrying", sending=to)
 
-    def _retryable(self) -> int:
-        if self.result is None:
-            return 0
-        return int(self.result.failed_mask(include_unknown=False).sum())
+    def _retry_plan(self) -> _RetryPlan | str:
+        """The retry the panel offers now, or why none is (empty: nothing to say)."""
+        result = self.result
+        if result is None or self._busy:
+            return ""
+        positions = np.flatnonzero(result.retry_mask())
+        if not len(positions):
+            return ""
+        if self._now is None:
+            return "to retry, choose a target the panel can send to, with credentials (above)"
+        sent = self._sent
+        now = self._now
+        refused = isinstance(result.error, AuthError)
+        if (
+            refused
+            and sent is not None
+            and (now.url, now.credentials) == (sent.url, sent.credentials)
+        ):
+            return (
+                f"the service refused {sent.credentials.masked_id} at {sent.url}: correct the "
+                "credentials (or the target) above, then retry"
+            )
+        return _RetryPlan(positions, now)
+
+    def _refresh_retry(self) -> None:
+        """Offer Retry failed when it can work, and say what it would reuse."""
+        plan = self._retry_plan()
+        if isinstance(plan, str):
+            self.show_retry(0, plan)
+            return
+        rows, to = len(plan.positions), plan.to
+        self.show_retry(
+            rows,
+            f"resends the {rows:,} row{'s' if rows != 1 else ''} not sent to "
+            f"{to.target.label} with {to.credentials.masked_id} (as shown above), "
+            "with the mapping of that send",
+        )
 
     def _launch(
         self,
@@ -321,7 +431,7 @@ class Panel(Controls):
         *,
         total: int,
         verb: str,
-        where: str,
+        sending: _Sending,
     ) -> SendJob:
         """Start a background send (``start`` is given the progress callback) and watch it."""
         self._set_running(True, total=total)
@@ -330,11 +440,11 @@ class Panel(Controls):
             job = start(self._callback(self._on_progress))
         except BaseException:
             self._set_running(False)
-            self.status.value = html.bad("not started")
             raise
         self.job = job
         self._verb = verb
-        self._where = where
+        self._where = sending.target.label
+        self._pending = sending
         self._workers.start(self._finish, job)
         return job
 
@@ -347,11 +457,11 @@ class Panel(Controls):
     def _finish(self, job: SendJob) -> None:
         try:
             self.result = job.result()
-            self.show_result(self.result, where=self._where, retryable=self._retryable())
-        except BaseException:
+            self._sent = self._pending
+            self.show_result(self.result, where=self._where)
+        except Exception as exc:  # a bug: said next to Send, with its traceback
             self.progress.bar_style = "danger"
-            self.status.value = html.bad("the send failed (see below)")
-            raise
+            self._show_error(exc, in_status=True, what="the send failed")
         finally:
             self._set_running(False)
 
@@ -359,7 +469,8 @@ class Panel(Controls):
         self._busy = running
         if running:
             self._throttle = Throttle()
-        self.show_running(running, total=total, retryable=self._retryable())
+        self.show_running(running, total=total)
+        self._refresh_retry()
 
     def cancel(self) -> None:
         """Stop the running send at the next batch boundary (the rest stays ``not_sent``)."""
@@ -376,24 +487,25 @@ class Panel(Controls):
         self.regions_tab.start_probe()
         self._workers.start(self.regions_tab.run_probe, self._prober)
 
-    def _on_region_chosen(self, change: Mapping[str, Any]) -> None:
-        if self.regions_tab.choosing or not change["new"]:
+    def _on_region_chosen(self, _change: Mapping[str, Any]) -> None:
+        label = self.region_list.value
+        if self.regions_tab.choosing or not label:
             return
-        self.choose_target(change["new"])
+        self.choose_target(label)
 
-    def choose_target(self, label: str) -> None:
-        """Make a probe target the send target: ``"public"`` or a region id (its internal
-        endpoint). Other labels (custom probe targets) are ignored."""
-        choice = probe_choice(label)
-        if choice is None:
+    def choose_target(self, label: str, *, internal: bool | None = None) -> None:
+        """Make a Regions row the send target: ``"public"``, or a region id: its public
+        endpoint, or its internal one (reachable only from inside that region) when
+        ``internal`` is True (default: the Regions tab's toggle, which starts on public).
+        Other labels (custom probe targets) are ignored. The tab shown stays as it is."""
+        value = probe_choice(label)
+        if value is None:
             return
-        value, internal = choice
+        use_internal = self.regions_tab.use_internal.value if internal is None else internal
         self.custom_endpoint.value = ""
-        if internal:
-            self.internal.value = True
+        if value != PUBLIC:
+            self.internal.value = bool(use_internal)
         self.region.value = value
-        if internal:
-            self.tabs.selected_index = 0
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the panel's background work (send, retry, probe) has finished and

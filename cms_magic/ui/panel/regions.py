@@ -107,13 +107,33 @@ class RegionsTab:
             options=self._list_options(), value=None, rows=8, layout=w.Layout(width="100%")
         )
         self.region_list.add_class("cms-region-list")
+        self.use_internal = w.ToggleButtons(
+            options=[("public endpoint", False), ("internal endpoint", True)],
+            value=False,
+            tooltips=[
+                "the region's public endpoint (reachable from anywhere)",
+                "the region's internal endpoint (reachable only from inside that region)",
+            ],
+            style={"button_width": "120px"},
+        )
+        self.use_internal.add_class("cms-regions-internal")
+        #: The send target now (the same line as the Send tab's).
+        self.target_line = w.HTML()
+        self.target_line.add_class("cms-regions-target")
         self.page = w.VBox(
             [
                 w.HBox(
                     [self.probe_button, self.probe_status], layout=w.Layout(align_items="center")
                 ),
-                w.HTML(html.muted("Choose an endpoint to make it the target:")),
+                w.HBox(
+                    [
+                        w.HTML(html.muted("Choose a row to make it the target; a region uses its")),
+                        self.use_internal,
+                    ],
+                    layout=w.Layout(align_items="center"),
+                ),
                 self.region_list,
+                self.target_line,
                 self.probe_table,
                 self.regions_table,
             ]
@@ -127,7 +147,7 @@ class RegionsTab:
         if target.kind == "public":
             return "public endpoint"
         if target.kind == "region" and target.region is not None:
-            return f"{get_region(target.region).name}, internal"
+            return get_region(target.region).name
         return label
 
     def _list_options(self) -> list[tuple[str, str]]:
@@ -165,7 +185,10 @@ class RegionsTab:
                 self.choosing = False
             self.probe_table.value = html.probe_table(self.results)
             reachable = sum(r.reachable for r in self.results)
-            note = html.muted("(internal endpoints answer only from inside Alibaba Cloud)")
+            note = html.muted(
+                "(a region's row probes its internal endpoint, which answers only from inside "
+                "that region)"
+            )
             self.probe_status.value = (
                 f"{reachable} of {len(self.results)} endpoints reachable from here {note}"
             )
@@ -176,15 +199,16 @@ class RegionsTab:
             self.probe_button.disabled = False
 
 
-def probe_choice(label: str) -> tuple[str, bool] | None:
-    """A probe row as (dropdown value, internal): ``public``, or a region id's internal
-    endpoint; None for a label that is neither (a custom probe target)."""
+def probe_choice(label: str) -> str | None:
+    """A Regions row as the region dropdown's value: ``public``, or a region id (whether
+    its internal endpoint is used is the caller's choice); None for a label that is
+    neither (a custom probe target)."""
     try:
         target = parse_target(label)
     except CmsError:
         return None
     if target.kind == "public":
-        return PUBLIC, False
+        return PUBLIC
     if target.kind == "region" and target.region is not None:
-        return target.region, True
+        return target.region
     return None

@@ -87,11 +87,16 @@ def test_mapping_defaults_follow_the_columns() -> None:
     panel = Panel(frame(3), namespace={})
     assert panel.name_mode.value == "column"
     assert panel.name_column.value == "name"
-    assert panel.content_mode.value == "whole row"
+    assert panel.content_mode.value == "column"  # a message-like column is the content
+    assert panel.content_column.value == "message"
     assert panel.group_mode.value == "column"
     assert panel.group_column.value == "group_id"
     assert panel.time_column.value == ""
-    assert panel.mapping() == {"name_col": "name", "group_id_col": "group_id"}
+    assert panel.mapping() == {
+        "name_col": "name",
+        "content_col": "message",
+        "group_id_col": "group_id",
+    }
     sample = Panel(cms_magic.sample_frame(), namespace={})
     assert sample.time_column.value == "time"
     assert sample.name_mode.value == "constant"
@@ -153,3 +158,64 @@ def test_preview_shows_events_counts_and_rejections() -> None:
 def test_a_large_frame_is_counted_on_its_head() -> None:
     panel = Panel(frame(50_001), namespace={})
     assert "counted on the first 50,000 of 50,001 rows" in panel.counts.value
+
+
+def test_columns_that_are_not_strings_keep_their_labels(local_emulator: object) -> None:
+    import io
+
+    import pandas as pd
+
+    data = pd.read_csv(io.StringIO("disk,full on /var,3\ncpu,hot,4\n"), header=None)
+    panel = Panel(data, namespace={})
+    assert [label for label, _ in panel.content_column.options] == ["0", "1", "2"]
+    panel.content_mode.value = "column"
+    panel.content_column.value = 1  # the real label, an int
+    panel.group_mode.value = "column"
+    panel.group_column.value = 2
+    assert panel.mapping() == {"name": "custom_event", "content_col": 1, "group_id_col": 2}
+    assert "0</b> rejected by validation" in panel.counts.value
+    assert "full on /var" in panel.preview.value
+    panel.send_button.click()
+    assert panel.wait(30)
+    assert panel.result is not None
+    assert panel.result.ok, panel.status.value
+    stored = local_emulator.events()  # type: ignore[attr-defined]
+    assert [(e["content"], e["groupId"]) for e in stored] == [("full on /var", 3), ("hot", 4)]
+
+
+def test_an_int_label_and_its_text_are_two_columns() -> None:
+    import pandas as pd
+
+    data = pd.DataFrame([["from int", "from str"]], columns=pd.Index([1, "1"], dtype=object))
+    panel = Panel(data, namespace={})
+    panel.content_mode.value = "column"
+    panel.content_column.value = 1
+    assert "from int" in panel.preview.value
+    panel.content_column.value = "1"
+    assert "from str" in panel.preview.value
+
+
+@pytest.mark.parametrize("column", ["message", "Message", "msg", "TEXT", "description", "summary"])
+def test_a_message_like_column_is_the_content(column: str) -> None:
+    import pandas as pd
+
+    data = pd.DataFrame({"name": ["a"], "host": ["h1"], column: ["disk full"]})
+    panel = Panel(data, namespace={})
+    assert panel.content_mode.value == "column"
+    assert panel.content_column.value == column
+    assert panel.mapping()["content_col"] == column
+    assert "&quot;content&quot;:&quot;disk full&quot;" in panel.preview.value
+
+
+def test_without_a_message_like_column_the_content_is_the_whole_row_and_a_choice_stays() -> None:
+    import pandas as pd
+
+    namespace = {"plain": pd.DataFrame({"name": ["a"], "host": ["h1"]})}
+    panel = Panel(namespace=namespace)
+    assert panel.content_mode.value == "whole row"
+    namespace["plain"] = frame(3)  # rebound to a frame with a message column
+    panel.refresh_button.click()
+    assert panel.content_mode.value == "column"  # the panel's own default follows the frame
+    panel.content_mode.value = "whole row"  # the user's choice...
+    panel.refresh_button.click()
+    assert panel.content_mode.value == "whole row"  # ...stays

@@ -106,7 +106,7 @@ def test_send_is_disabled_while_running_and_cancel_then_retry_finish(
     # ...and from the button, the refusal shows in the panel
     panel.send_button.disabled = False
     panel.send_button.click()
-    assert "a send is already running" in panel.error.value
+    assert "not started: a send is already running" in panel.status.value
     panel.cancel_button.click()
     assert panel.cancel_button.description == "Cancelling…"
     gated.gate.set()
@@ -116,9 +116,13 @@ def test_send_is_disabled_while_running_and_cancel_then_retry_finish(
     assert result.cancelled
     accepted = result.accepted
     assert 0 < accepted < 1000
+    # a cancel the user asked for is "cancelled", not a red failure
     assert "cancelled" in panel.summary.value
-    assert "-&gt; panel.result.failed()" in panel.summary.value
-    assert panel.progress.bar_style == "danger"
+    assert "cms-bad" not in panel.summary.value
+    assert "-&gt; panel.result." in panel.summary.value
+    assert "■ cancelled: " in panel.status.value
+    assert "cms-bad" not in panel.status.value
+    assert panel.progress.bar_style == ""
     assert panel.results_tabs.selected_index == 2  # the failed rows
     assert f"Failed rows ({1000 - accepted:,})" in panel.results_tabs.titles
     assert "cms_status" in panel.failed_table.value  # the source rows, status first
@@ -138,17 +142,17 @@ def test_send_is_disabled_while_running_and_cancel_then_retry_finish(
 def test_send_without_a_frame_or_with_a_bad_mapping_shows_the_error() -> None:
     empty = Panel(namespace={})
     empty.send_button.click()
-    assert "no DataFrame" in empty.error.value
-    assert "traceback" not in empty.error.value  # a user error shows no traceback
-    assert empty.error_box.layout.display == ""
-    empty.dismiss_button.click()
-    assert empty.error_box.layout.display == "none"
-    assert empty.last_error is None
+    # the outcome is next to Send, in one line; a user error shows no traceback
+    assert "✖ not started: no DataFrame" in empty.status.value
+    assert "traceback" not in empty.status.value
+    assert empty.error_box.layout.display == "none"  # not twice
+    assert isinstance(empty.last_error, ConfigError)
     panel = Panel(frame(3), namespace={})
     panel.name_mode.value = "constant"
     panel.name_value.value = "  "
     panel.send_button.click()
-    assert "<b>MappingError</b>: Name: type an event name" in panel.error.value
+    assert "not started: Name: type an event name" in panel.status.value
+    assert "MappingError" not in panel.status.value
     assert panel.job is None
     assert not panel.send_button.disabled
 
@@ -164,6 +168,8 @@ def test_an_error_from_a_bad_mapping_names_the_controls_label(local_emulator: An
     namespace: dict[str, Any] = {"alerts": alerts}
     panel = Panel(namespace=namespace)
     assert panel.time_column.value == "when"  # a datetime column is the time by default
+    assert panel.content_column.value == "message"
+    panel.content_mode.value = "whole row"
     # the name is rebound to a frame without that column (the example)
     namespace["alerts"] = pd.DataFrame(
         {"name": ["a"], "time": ["t"], "group_id": [1], "content": ["c"], "tz": ["UTC"]}
@@ -172,9 +178,9 @@ def test_an_error_from_a_bad_mapping_names_the_controls_label(local_emulator: An
     assert isinstance(panel.last_error, MappingError)
     assert (
         "Time column &#x27;when&#x27;: no such column; columns: name, time, group_id, content, tz"
-    ) in panel.error.value
-    assert "time_col" not in panel.error.value  # never the Python keyword...
-    assert "--" not in panel.error.value  # ...nor a flag
+    ) in panel.status.value
+    assert "time_col" not in panel.status.value  # never the Python keyword...
+    assert "--" not in panel.status.value  # ...nor a flag
     assert panel.job is None
     # a template that misspells a column: named by its label, with the core's hint
     namespace["alerts"] = alerts
@@ -187,7 +193,7 @@ def test_an_error_from_a_bad_mapping_names_the_controls_label(local_emulator: An
     )
     assert expected in panel.counts.value
     panel.send_button.click()
-    assert expected in panel.error.value
+    assert expected in panel.status.value
     assert local_emulator.events() == []
 
 
@@ -195,9 +201,11 @@ def test_retry_with_nothing_failed_says_so(local_emulator: Any) -> None:
     panel = Panel(frame(5), namespace={})
     panel.send_button.click()
     assert panel.wait(30)
+    assert panel.retry_button.disabled
+    assert panel.retry_note.value == ""
     panel.retry_button.disabled = False
     panel.retry_button.click()
-    assert "nothing to retry" in panel.error.value
+    assert "nothing to retry" in panel.status.value
 
 
 # ----------------------------------------------------------------- errors
@@ -212,7 +220,7 @@ def test_one_wrapper_shows_unexpected_errors_with_a_traceback() -> None:
     assert panel.wait(10)
     assert isinstance(panel.last_error, RuntimeError)
     assert "RuntimeError</b>: probe exploded" in panel.error.value
-    assert "<details><summary>traceback</summary>" in panel.error.value
+    assert "<summary>traceback</summary>" in panel.error.value
     assert "broken_prober" in panel.error.value
     assert "the probe failed" in panel.probe_status.value
     assert not panel.probe_button.disabled
@@ -282,3 +290,139 @@ def test_notebook_runs_headless_and_saves_results_but_no_secret(kernel_env: str)
     saved = nbformat.writes(nb)
     assert SECRET not in saved
     assert "LTAI****Demo" in saved  # the emulator's demo key, masked
+
+
+# ----------------------------------------------------------------- retry and outcomes
+
+
+def type_key(panel: Panel, key_id: str, secret: str) -> None:
+    panel.key_id.set_state({"value": key_id})
+    panel.secret.set_state({"value": secret})
+
+
+def test_a_refused_secret_is_one_line_and_retry_uses_the_corrected_one(emulator: Any) -> None:
+    from tests.ui.panel._support import no_credentials
+
+    demo = cms_magic.emulator.demo_credentials()
+    panel = Panel(frame(30), namespace={}, credentials_resolver=no_credentials, region=emulator.url)
+    type_key(panel, demo.access_key_id, "a-wrong-secret")
+    panel.send_button.click()
+    assert panel.wait(30)
+    result = panel.result
+    assert result is not None
+    assert result.counts()["not_sent"] == 30
+    # the outcome next to Send: one readable line; the service's words folded in details
+    status = panel.status.value
+    line, _, folded = status.partition("<details")
+    assert "✖ stopped: the service refused the credentials: check the AccessKey secret" in line
+    assert "string to sign" not in line
+    assert "string to sign" in folded
+    assert "string to sign" not in panel.summary.value
+    assert "0/30 events accepted" in panel.summary.value
+    assert panel.error_box.layout.display == "none"  # said once, next to Send
+    # bound to fail the same way: not offered, and the note says why
+    assert panel.retry_button.disabled
+    assert "the service refused LTAI****Demo at " + emulator.url in panel.retry_note.value
+    type_key(panel, demo.access_key_id, "a-wrong-secret")  # the same pair again: no change
+    assert panel.retry_button.disabled
+    type_key(panel, demo.access_key_id, demo.access_key_secret.reveal())
+    assert not panel.retry_button.disabled
+    assert panel.retry_button.description == "Retry failed (30)"
+    assert f"resends the 30 rows not sent to {emulator.url} with LTAI****Demo" in (
+        panel.retry_note.value
+    )
+    panel.retry_button.click()
+    assert panel.wait(30)
+    assert panel.result is not None
+    assert panel.result.ok
+    assert len(emulator.events()) == 30
+    assert "✔ done: 30/30 accepted" in panel.status.value
+    assert panel.retry_button.disabled
+
+
+def test_retry_goes_to_the_target_shown_now(emulator: Any) -> None:
+    from cms_magic.sending.retry import RetryPolicy
+
+    demo = cms_magic.emulator.demo_credentials()
+    tls = emulator.url.replace("http://", "https://")  # the emulator speaks plain HTTP
+    panel = Panel(
+        frame(20),
+        namespace={},
+        credentials_resolver=lambda: demo,
+        region=tls,
+        send_options={"timeout": 0.5, "retry": RetryPolicy(max_attempts=1)},
+    )
+    panel.send_button.click()
+    assert panel.wait(30)
+    assert panel.result is not None
+    assert panel.result.counts()["not_sent"] == 20
+    assert emulator.events() == []
+    assert f"not sent to {tls} with" in panel.retry_note.value
+    panel.custom_endpoint.value = emulator.url  # https -> http
+    assert f"not sent to {emulator.url} with" in panel.retry_note.value
+    panel.retry_button.click()
+    assert panel.wait(30)
+    assert panel.result is not None
+    assert panel.result.ok
+    assert len(emulator.events()) == 20
+    assert f"({emulator.url})" in panel.summary.value  # where the retry went
+
+
+def test_rejected_rows_are_not_retried_they_would_be_rejected_again(local_emulator: Any) -> None:
+    data = frame(10)
+    data.loc[3, "name"] = ""  # rejected by validation
+    panel = Panel(data, namespace={})
+    panel.send_button.click()
+    assert panel.wait(30)
+    assert panel.result is not None
+    assert panel.result.counts()["rejected"] == 1
+    assert "⚠ 9/10 accepted" in panel.status.value
+    assert panel.progress.bar_style == "warning"
+    assert panel.retry_button.disabled  # nothing that a retry could change
+
+
+def test_panel_errors_are_said_next_to_send_in_the_controls_words() -> None:
+    panel = Panel(frame(3), namespace={})
+    cases = [
+        (panel.tz, "Asia/Shangai", "Time zone &#x27;Asia/Shangai&#x27;: unknown time zone"),
+        (panel.content_template, "{mesage}", "did you mean &#x27;message&#x27;?"),
+    ]
+    panel.content_mode.value = "template"
+    panel.content_template.value = "{message}"
+    for widget, value, words in cases:
+        widget.value = value
+        assert words in panel.counts.value, value
+        panel.send_button.click()
+        assert words in panel.status.value, value
+        widget.value = "{message}" if widget is panel.content_template else ""
+    assert "did you mean &#x27;Asia/Shanghai&#x27;?" in html_of_tz("Asia/Shangai")
+    panel.group_mode.value = "constant"
+    for typed, words in (
+        ("x", "Group id &#x27;x&#x27;: must be a whole number"),
+        ("-5", "Group id -5: must be between 0 and"),
+    ):
+        panel.group_value.value = typed
+        panel.send_button.click()
+        assert words in panel.status.value
+        assert "group_id" not in panel.status.value  # the control's label, never the keyword
+    for shown in (panel.counts.value, panel.status.value):
+        for keyword in ("tz=", "group_id=", "content_template", "_col"):
+            assert keyword not in shown
+
+
+def html_of_tz(zone: str) -> str:
+    panel = Panel(frame(3), namespace={})
+    panel.tz.value = zone
+    return str(panel.counts.value)
+
+
+def test_a_column_renamed_since_it_was_chosen_gets_a_did_you_mean() -> None:
+    namespace: dict[str, Any] = {"alerts": frame(3)}
+    panel = Panel(namespace=namespace)
+    assert panel.content_column.value == "message"
+    namespace["alerts"] = frame(3).rename(columns={"message": "messages"})
+    panel.send_button.click()
+    assert (
+        "Content column &#x27;message&#x27;: no such column; columns: name, messages, "
+        "group_id; did you mean &#x27;messages&#x27;?"
+    ) in panel.status.value

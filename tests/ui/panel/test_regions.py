@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import cms_magic
-from cms_magic.errors import TargetError, UnknownRegionError
+from cms_magic.errors import ConfigError, TargetError, UnknownRegionError
 from cms_magic.probe import ProbeResult, probe
 from cms_magic.ui.panel.panel import LOCAL, PUBLIC, Panel
 from cms_magic.ui.panel.regions import chosen_target, initial_choice, probe_choice
@@ -64,8 +64,8 @@ def test_initial_region_goes_to_the_dropdown_or_the_custom_url() -> None:
 
 
 def test_probe_rows_choose_public_or_a_regions_internal_endpoint() -> None:
-    assert probe_choice(PUBLIC) == (PUBLIC, False)
-    assert probe_choice("cn-beijing") == ("cn-beijing", True)
+    assert probe_choice(PUBLIC) == PUBLIC
+    assert probe_choice("cn-beijing") == "cn-beijing"
     assert probe_choice("my-proxy") is None  # a custom probe target chooses nothing
     assert probe_choice("http://127.0.0.1:9") is None
 
@@ -152,8 +152,8 @@ def test_a_malformed_custom_url_gets_a_message_about_urls(typed: str, rule: str)
     assert panel.last_error is None
     panel.send_button.click()  # the send refuses with the same words
     assert isinstance(panel.last_error, TargetError)
-    assert f"Custom URL &#x27;{typed}&#x27;: {rule}" in panel.error.value
-    assert "valid region ids" not in panel.error.value
+    assert f"not started: Custom URL &#x27;{typed}&#x27;: {rule}" in panel.status.value
+    assert "valid region ids" not in panel.status.value
     assert panel.job is None
 
 
@@ -185,7 +185,7 @@ def test_regions_tab_lists_the_catalog_and_probes_only_on_click(listening: int) 
     for region in cms_magic.regions():  # type: ignore[operator]
         assert f"<code>{region.id}</code>" in panel.regions_table.value
     assert len(panel.region_list.options) == 3
-    assert "Hangzhou" in panel.region_list.options[1][0]  # "China (Hangzhou), internal"
+    assert panel.region_list.options[1][0].endswith("China (Hangzhou)")
     assert calls == []  # nothing is contacted before the click
     panel.probe_button.click()
     assert panel.wait(10)
@@ -204,8 +204,51 @@ def test_regions_tab_lists_the_catalog_and_probes_only_on_click(listening: int) 
     panel.tabs.selected_index = 1
     panel.region_list.value = "cn-beijing"
     assert panel.region.value == "cn-beijing"
+    # its public endpoint: the panel cannot know it runs inside that region
+    assert panel.internal.value is False
+    assert "https://metrichub-cms-cn-hangzhou.aliyuncs.com" in panel.url_label.value
+    assert panel.tabs.selected_index == 1  # the tab the user chose stays
+    assert "region cn-beijing (public endpoint" in panel.regions_tab.target_line.value
+    panel.regions_tab.use_internal.value = True  # the user asks for the internal endpoint
     assert panel.internal.value is True
-    assert panel.tabs.selected_index == 0  # back to the Send tab
     assert "http://metrichub-cn-beijing.aliyun.com" in panel.url_label.value
+    assert "http://metrichub-cn-beijing.aliyun.com" in panel.regions_tab.target_line.value
+    assert panel.tabs.selected_index == 1
     panel.region_list.value = PUBLIC
     assert panel.region.value == PUBLIC
+    assert panel.tabs.selected_index == 1
+
+
+def test_the_regions_tab_lists_each_endpoint_once() -> None:
+    panel = Panel(frame(3), namespace={})
+    page = panel.regions_tab.page
+    # one listing to choose from: the catalog's table is folded, so is the probe's
+    assert len(panel.region_list.options) == 18  # public and every region
+    assert panel.regions_table.value.count("<details") == 1
+    assert panel.regions_table.value.index("<details") < panel.regions_table.value.index("<table")
+    assert panel.probe_table.value == ""  # nothing before a probe
+    assert panel.probe_table in page.children
+    shown = panel.probe_table
+    shown.value = html_probe_table()
+    assert shown.value.startswith("<details")
+
+
+def html_probe_table() -> str:
+    from cms_magic.ui.panel import html
+
+    return html.probe_table([])
+
+
+def test_the_panel_opens_on_the_tab_asked_for_and_choose_target_keeps_it() -> None:
+    panel = Panel(frame(3), namespace={}, credentials_resolver=env_credentials, tab="regions")
+    assert panel.tabs.selected_index == 1
+    panel.choose_target("eu-central-1")
+    assert panel.url_label_text() == "https://metrichub-cms-cn-hangzhou.aliyuncs.com"
+    panel.choose_target("eu-central-1", internal=True)
+    assert panel.url_label_text() == "http://metrichub-eu-central-1.aliyun.com"
+    assert panel.tabs.selected_index == 1
+    panel.choose_target("my-proxy")  # a custom probe target chooses nothing
+    assert panel.url_label_text() == "http://metrichub-eu-central-1.aliyun.com"
+    assert Panel(frame(1), namespace={}).tabs.selected_index == 0
+    with pytest.raises(ConfigError, match=r"^tab='sned': must be one of 'send', 'regions'$"):
+        Panel(frame(1), namespace={}, tab="sned")  # type: ignore[arg-type]
