@@ -104,12 +104,16 @@ class _Signals:
 
     @contextmanager
     def installed(self) -> Iterator[_Signals]:
+        """Handle the signals meanwhile (only the main thread can; elsewhere, as they were)."""
+        if threading.current_thread() is not threading.main_thread():
+            yield self
+            return
         previous = {s: signal.signal(s, self) for s in _EXIT_STATUS}
         try:
             yield self
         finally:
             for s, handler in previous.items():
-                signal.signal(s, handler)
+                signal.signal(s, signal.SIG_DFL if handler is None else handler)
 
 
 def _wait(job: SendJob, signals: _Signals) -> SendResult:

@@ -145,3 +145,24 @@ def test_the_first_signal_cancels_and_a_second_aborts() -> None:
     assert _wait(job, signals) == "partial"  # type: ignore[arg-type,comparison-overlap]
     assert job.asked == ["cancel", "abort"]
     assert signals.received == [signal.SIGINT, signal.SIGTERM]
+
+
+def test_the_handlers_are_put_back_and_left_alone_off_the_main_thread() -> None:
+    import threading
+
+    before = signal.getsignal(signal.SIGTERM)
+    signals = _Signals()
+    with signals.installed():
+        assert signal.getsignal(signal.SIGTERM) is signals
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    seen: list[object] = []
+
+    def elsewhere() -> None:
+        with _Signals().installed():
+            seen.append(signal.getsignal(signal.SIGTERM))
+
+    thread = threading.Thread(target=elsewhere)
+    thread.start()
+    thread.join(10)
+    assert seen == [before]
