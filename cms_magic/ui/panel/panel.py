@@ -5,20 +5,25 @@ it to get a ``VBox`` with two tabs. **Send**: the target (a region dropdown, pub
 or internal, a custom URL that also takes ``local``, ``public`` or a region id, and
 where the credentials come from; fields for a key when none resolve, cleared as
 soon as read), the data (a DataFrame of the namespace, the mapping, a live
-preview), Dry run / Send / Cancel with a progress bar, and the results (the
-summary line, requests, events, failed rows, Retry failed). **Regions**: the
-catalog and a Probe of every endpoint (nothing is contacted before the click).
+preview), Dry run / Send / Cancel with a progress bar and the outcome next to
+them (one line, details folded), and the results (the summary line, requests,
+events, failed rows, Retry failed). **Regions**: one list of the endpoints to
+choose from (a region's public endpoint unless its toggle says internal), a
+Probe of every endpoint (nothing is contacted before the click), the catalog
+folded. The panel never switches tabs by itself (``Panel(tab="regions")`` opens
+on the Regions tab).
 
 The panel is a skin: what a target means is :func:`cms_magic.targets.parse_target`'s
-answer, a send is :func:`cms_magic.send`, a retry :meth:`SendResult.retry`, the
-summary :meth:`SendResult.summary`; errors are the core's, worded with the
-controls' labels (:func:`cms_magic.ui.options.label_subject`). The rooms:
+answer, a send is :func:`cms_magic.send`, a retry a :class:`cms_magic.Client`'s
+``resend`` (for the target and credentials shown now), the summary
+:meth:`SendResult.summary`; errors are the core's, worded with the controls'
+labels (:func:`cms_magic.ui.options.label_subject`). The rooms:
 :mod:`.controls` (the widgets), :mod:`.html` (what they show), :mod:`.regions`
 (target choices, the Regions tab), :mod:`.credentials` (typing a key),
 :mod:`.frames` (which DataFrames), :mod:`.preview`, :mod:`.background` (threads),
 and this one: the panel's state and callbacks. Every callback goes through one
-wrapper that shows exceptions inside the panel; worker threads change widgets
-only through their traits.
+wrapper that shows exceptions inside the panel (a send action's next to Send, any
+other in the error area); worker threads change widgets only through their traits.
 """
 
 from __future__ import annotations

@@ -75,8 +75,10 @@ def initial_choice(region: str) -> tuple[str, bool, str]:
 
 
 class RegionsTab:
-    """The Regions tab: the catalog, a Probe button, and a list of the probe targets
-    (sorted by latency after a probe); choosing a row makes it the target.
+    """The Regions tab: a Probe button, one list of the probe targets (sorted by latency
+    after a probe), the toggle saying whether a region's row chooses its public
+    (default) or internal endpoint, the target line, and the probe's details and the
+    catalog, both folded; choosing a row makes it the target (the tab stays).
 
     ``page`` is the tab's ``VBox``. Nothing is contacted before :meth:`run_probe`.
     """
