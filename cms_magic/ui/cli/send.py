@@ -96,11 +96,9 @@ class _Signals:
 
     def __init__(self) -> None:
         self.received: list[int] = []
-        self.arrived = threading.Event()
 
     def __call__(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
-        self.arrived.set()
 
     @contextmanager
     def installed(self) -> Iterator[_Signals]:
