@@ -86,6 +86,15 @@ STYLE: Final = """<style>
 .cms-panel .cms-muted { color: var(--jp-ui-font-color2, #616161); }
 .cms-panel .cms-bad { color: #c62828; }
 .cms-panel .cms-good { color: #2e7d32; }
+.cms-panel .cms-warn { color: #a84b00; }
+/* an outcome or error: one line, its details folded under a link-like summary */
+.cms-panel details.cms-details { display: inline; margin-left: 6px; }
+.cms-panel details.cms-details[open] { display: block; margin-left: 0; }
+.cms-panel details.cms-details > summary { display: inline; cursor: pointer;
+  color: var(--jp-content-link-color, #1565c0); }
+.cms-panel details.cms-details > summary::-webkit-details-marker { display: none; }
+.cms-panel .cms-details-text { font-size: 12px; max-height: 200px; overflow: auto;
+  background: var(--jp-layout-color2, #f5f5f5); padding: 4px 8px; }
 .cms-panel .cms-url .widget-html-content, .cms-panel .cms-credentials .widget-html-content,
 .cms-panel .cms-counts .widget-html-content { line-height: 1.45; padding: 4px 0; }
 /* rows: fields shrink before a row overflows; toggle rows never wrap */
