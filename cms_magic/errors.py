@@ -119,12 +119,15 @@ class CmsError(Exception):
         value: object = NO_VALUE,
         column: Hashable | None = None,
         hint: str | None = None,
+        hint_options: tuple[str, ...] = (),
     ) -> None:
         self.rule = rule
         self.option = option
         self.value = value
         self.column = column
         self.hint = hint
+        #: Options the hint names, at its ``%s`` places, worded by the skin like ``option``.
+        self.hint_options = hint_options
         super().__init__(self.describe())
 
     def describe(self, subject: Subject | None = None) -> str:
@@ -133,8 +136,14 @@ class CmsError(Exception):
         if self.option is not None:
             text = f"{(subject or python_subject)(self.option, self.value)}: {text}"
         if self.hint:
-            text = f"{text}; {self.hint}"
+            text = f"{text}; {self._hint(subject)}"
         return text
+
+    def _hint(self, subject: Subject | None) -> str:
+        if not self.hint_options or not self.hint:
+            return self.hint or ""
+        name = subject or python_subject
+        return self.hint % tuple(name(o, NO_VALUE) for o in self.hint_options)
 
     def __reduce__(self) -> tuple[object, ...]:
         # Keyword-only fields survive pickling (multiprocessing, nbclient) intact.
@@ -173,7 +182,7 @@ class UnknownRegionError(ConfigError):
         if self.option is None:
             return super().describe(subject)
         text = f"{(subject or python_subject)(self.option, NO_VALUE)}: {self.rule}"
-        return f"{text}; {self.hint}" if self.hint else text
+        return f"{text}; {self._hint(subject)}" if self.hint else text
 
 
 class TargetError(ConfigError):

@@ -93,3 +93,20 @@ def test_no_public_exception_is_defined_outside_errors() -> None:
         "emulator/validation.py:Refusal",
         "sending/_transport.py:MalformedAnswer",
     ]
+
+
+def test_options_named_in_a_hint_are_worded_by_the_skin() -> None:
+    from cms_magic.ui.options import flag_subject, label_subject
+
+    error = MappingError(
+        "names 2 columns",
+        option="content_col",
+        value="content",
+        hint="rename the columns, or give %s or %s",
+        hint_options=("content_col", "content_template"),
+    )
+    assert str(error).endswith("give content_col or content_template")
+    assert error.describe(flag_subject).endswith("give --content-col or --content-template")
+    assert error.describe(label_subject).endswith("give Content column or Content template")
+    again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
+    assert again.describe(flag_subject) == error.describe(flag_subject)

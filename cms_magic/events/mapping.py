@@ -139,7 +139,8 @@ class EventMapping:
                     option="content_col",
                     value="content",
                     column=default[0],
-                    hint="rename the columns, or give content_col or content_template",
+                    hint="rename the columns, or give %s or %s",
+                    hint_options=("content_col", "content_template"),
                 )
             if len(default) == 1:
                 found["content_col"] = default[0]
@@ -311,7 +312,8 @@ def _check_row_json_keys(labels: list[Hashable]) -> None:
             f"the frame's column labels repeat {', '.join(map(repr, repeated))}",
             option="content_col",
             column=repeated[0],
-            hint="rename the columns, or give content_col or content_template",
+            hint="rename the columns, or give %s or %s",
+            hint_options=("content_col", "content_template"),
         )
 
 
