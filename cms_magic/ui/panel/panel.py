@@ -399,7 +399,14 @@ class Panel(Controls):
             return ""
         positions = np.flatnonzero(result.retry_mask())
         if not len(positions):
-            return ""
+            rejected = result.counts()["rejected"]
+            if not rejected:
+                return ""
+            return (
+                f"{rejected:,} rejected row{'s are' if rejected != 1 else ' is'} not retried: "
+                "sent as they are, they would be rejected again; fix them (Failed rows says "
+                "why) and send them"
+            )
         if self._now is None:
             return "to retry, choose a target the panel can send to, with credentials (above)"
         sent = self._sent

@@ -379,6 +379,12 @@ def test_rejected_rows_are_not_retried_they_would_be_rejected_again(local_emulat
     assert "⚠ 9/10 accepted" in panel.status.value
     assert panel.progress.bar_style == "warning"
     assert panel.retry_button.disabled  # nothing that a retry could change
+    assert "1 rejected row is not retried: sent as they are, they would be rejected again" in (
+        panel.retry_note.value
+    )
+    panel.retry_button.disabled = False
+    panel.retry_button.click()
+    assert "not started: 1 rejected row is not retried" in panel.status.value
 
 
 def test_panel_errors_are_said_next_to_send_in_the_controls_words() -> None:
