@@ -10,9 +10,12 @@ px wide (``panel.png`` = ``panel-1400.png``, and ``panel-1000.png``), checking t
 layout at both widths (contrast of the selected toggle, disabled buttons that
 look disabled, no truncated label, button or placeholder, toggle rows on one
 line, tables inside their box, no panel wider than its cell). Then a send the
-emulator partly refuses (an error state: ``panel-error.png``), ``LOCAL`` typed
-as the custom URL, and a malformed URL answered with the URL rule; last, the
-notebook is saved and neither it nor the page holds the secret. Two more cells run
+emulator partly refuses (an error state: ``panel-error.png``), a send it refuses
+(the environment's key to the emulator under another name, 403: the outcome next
+to Send is one line with its details folded, nothing under Retry failed:
+``panel-refused.png``), ``LOCAL`` typed as the custom URL, a send cancelled while
+the emulator holds its answers back (shown as cancelled, not as a failure), and a
+malformed URL answered with the URL rule; last, the notebook is saved and neither it nor the page holds the secret. Two more cells run
 the magic on the same data (a send to the emulator, then a mistyped column: one
 line, no traceback) for ``magic.png`` and ``magic-error.png``.
 
@@ -34,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import signal
 import socket
@@ -55,6 +59,7 @@ REPO = Path(__file__).resolve().parents[2]
 # (the README's, 1,400 px wide), with panel-1400.png, panel-1000.png and panel-error.png.
 SCREENSHOT = Path(os.environ.get("CMS_MAGIC_SCREENSHOT", str(REPO / ".artifacts" / "panel.png")))
 SHOTS = SCREENSHOT.parent
+LAYOUT = REPO / ".artifacts" / "layout.json"  # what the layout checks measured
 FONTS = ("Noto Sans CJK SC", "Noto Color Emoji")  # fonts-noto-cjk, fonts-noto-color-emoji
 WIDE, NARROW = 1400, 1000
 KERNEL_NAME = "cms-magic-browser"
@@ -513,6 +518,17 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
                 f"{state['emulator']}/_emulator/reset", headers=admin, trust_env=False
             ).raise_for_status()
 
+            status = page.locator(".cms-status")
+
+            def faults(chosen: dict[str, Any]) -> None:
+                """Set the emulator's faults (an empty dict clears them)."""
+                httpx.post(
+                    f"{state['emulator']}/_emulator/faults",
+                    headers=admin,
+                    json=chosen,
+                    trust_env=False,
+                ).raise_for_status()
+
             # The clean state: the local emulator chosen in the region dropdown.
             page.locator(".cms-region select").select_option(
                 label="local emulator (127.0.0.1, demo key)"
@@ -547,12 +563,7 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
 
             # An error state: the emulator refuses the first row (its batch is a 400; the
             # client splits the batch and resends, so one row ends rejected).
-            httpx.post(
-                f"{state['emulator']}/_emulator/faults",
-                headers=admin,
-                json={"poison_marker": REFUSED},
-                trust_env=False,
-            ).raise_for_status()
+            faults({"poison_marker": REFUSED})
             send.click()
             expect(summary).to_contain_text(f"1,199/{ROWS:,} events accepted", timeout=60_000)
             expect(summary).to_contain_text("1 rejected")
@@ -568,14 +579,43 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             )
             _at_width(page, WIDE)
             _shot(page, "panel-error.png")
+            faults({})
+
+            # A refused send: the emulator under another name (localhost) is a custom URL,
+            # so the environment's key goes with it; the emulator refuses it (403). The
+            # outcome is next to Send: one line, details folded.
+            custom = page.locator(".cms-custom-endpoint input")
+            custom.fill(state["emulator"].replace("127.0.0.1", "localhost"))
+            custom.press("Enter")  # continuous_update=False: synced on Enter
+            expect(credentials).to_contain_text("LTAI****ey01")
+            send.click()
+            outcome = status.locator(".cms-outcome")
+            expect(outcome).to_contain_text("stopped", timeout=60_000)
+            expect(outcome).to_have_class(re.compile(r"\bcms-bad\b"))
+            expect(status.locator("details.cms-details")).to_have_count(1)
+            assert outcome.evaluate("e => e.getClientRects().length") == 1  # one line
+            expect(page.locator(".cms-error")).to_be_hidden()  # not under Retry failed
+            _shot(page, "panel-refused.png")
 
             # 'local' in any case is the emulator, typed as the custom URL too
-            custom = page.locator(".cms-custom-endpoint input")
             custom.fill("LOCAL")
-            custom.press("Enter")  # continuous_update=False: synced on Enter
+            custom.press("Enter")
             expect(url).to_contain_text("the local emulator")
             expect(credentials).to_contain_text("LTAI****Demo")
             expect(send).to_be_enabled()
+
+            # Cancel shows as cancelled (asked for: not a failure); answers held back
+            # 1.5 s each keep the send running until the click.
+            faults({"delay": 1.0, "delay_seconds": 1.5})
+            send.click()
+            expect(cancel).to_be_enabled(timeout=30_000)
+            cancel.click()
+            expect(outcome).to_contain_text("cancelled", timeout=60_000)
+            expect(outcome).not_to_have_class(re.compile(r"\bcms-bad\b"))
+            expect(summary.locator(".cms-bad")).to_have_count(0)
+            expect(page.locator(".cms-progress .progress-bar-danger")).to_have_count(0)
+            faults({})
+            expect(send).to_be_enabled(timeout=30_000)
 
             # a malformed URL is answered with the URL rule, never the list of regions
             custom.fill("ftp://127.0.0.1/x")
@@ -589,13 +629,14 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             assert SECRET not in page.content()
         finally:
             browser.close()
-            (SHOTS / "layout.json").write_text(json.dumps(measured, indent=1))
+            LAYOUT.parent.mkdir(parents=True, exist_ok=True)
+            LAYOUT.write_text(json.dumps(measured, indent=1))
 
     saved = (lab.root / "panel.ipynb").read_text()
     assert SECRET not in saved
     notebook = json.loads(saved)
     widget_state = json.dumps(notebook["metadata"]["widgets"])
-    assert f"1,199/{ROWS:,} events accepted" in widget_state
+    assert "cancelled" in widget_state  # the latest send's outcome is saved with the notebook
     assert "LTAI****Demo" in widget_state
     assert SCREENSHOT.stat().st_size > 10_000
 
