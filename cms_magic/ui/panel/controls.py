@@ -371,7 +371,8 @@ class Controls:
         self.time_column.options = [_NO_TIME, *options]
         time_default = pick(_TIME_COLUMNS)
         if time_default is None and frame is not None:
-            time_default = next((c for c in labels if frame[c].dtype.kind == "M"), None)
+            kinds = zip(labels, frame.dtypes, strict=True)  # by position: labels may repeat
+            time_default = next((c for c, dtype in kinds if dtype.kind == "M"), None)
         chosen_time = current_time if current_time != "" and present(current_time) else None
         self.time_column.value = (
             chosen_time

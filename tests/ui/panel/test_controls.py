@@ -219,3 +219,17 @@ def test_without_a_message_like_column_the_content_is_the_whole_row_and_a_choice
     panel.content_mode.value = "whole row"  # the user's choice...
     panel.refresh_button.click()
     assert panel.content_mode.value == "whole row"  # ...stays
+
+
+def test_repeated_column_labels_are_said_in_the_controls_words() -> None:
+    import pandas as pd
+
+    data = pd.DataFrame([["disk", 2, 3]], columns=["name", "a", "a"])
+    panel = Panel(data, namespace={})
+    assert panel.last_error is None  # no traceback for a frame whose labels repeat
+    assert (
+        "Content column: not given, so the content is the whole row as JSON, whose keys must "
+        "be unique; the frame&#x27;s column labels repeat &#x27;a&#x27;; rename the columns, "
+        "or give Content column or Content template"
+    ) in panel.counts.value
+    assert "content_col" not in panel.counts.value
