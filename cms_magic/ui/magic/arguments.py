@@ -10,8 +10,8 @@ module live here too.
 
 from __future__ import annotations
 
-import shlex
-from collections.abc import Callable, Sequence
+import os
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, TypeVar, cast
 
 from IPython.core import magic_arguments as _magic_arguments
@@ -57,7 +57,9 @@ def _specs() -> list[_Spec]:
             {
                 "nargs": "?",
                 "help": "Variable that receives the result (a SendResult; a SendJob with "
-                "--background). Without it the result is the cell's displayed value.",
+                "--background). Without it the result is _ (the summary says it, so the cell "
+                "shows no value) and cms_magic.last_result(); a --background job is the "
+                "cell's value.",
             },
         ),
         _group("Input", "One of these; without them the cell runs as Python."),
@@ -150,12 +152,121 @@ def cms_event_arguments() -> Callable[[_F], _F]:
     return decorate
 
 
-def split_line(line: str) -> list[str]:
-    """The words of a magic line, shell-style (quotes removed); ``UsageError`` if unbalanced."""
-    try:
-        return shlex.split(line, posix=True)
-    except ValueError as exc:
-        raise UsageError(f"cannot split the magic line: {exc}") from None
+_NAME_START: Final = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_")
+#: The kinds of value ``$name`` expands (a DataFrame goes by its name: ``--df NAME``).
+_EXPANDABLE: Final = (str, int, float, os.PathLike)
+
+
+def split_line(line: str, namespace: Mapping[str, Any] | None = None) -> list[str]:
+    """The words of a magic line, shell-style (quotes removed); ``UsageError`` if unbalanced.
+
+    With a ``namespace``, ``$name`` and ``${name}`` are replaced by the value of that
+    variable (a string or a number), as IPython does in magic lines; ``$$`` is a
+    literal ``$``, and nothing expands inside single quotes (a ``$`` not followed by
+    a name, ``{`` or ``$`` stays as it is). A value is always part of one word, even
+    with spaces in it. Braces are never touched: ``--content-template '{host}'``
+    keeps its fields. An unknown name is a ``UsageError`` naming it.
+    """
+    words: list[str] = []
+    word: list[str] = []
+    started = False  # a word is under way (even an empty quoted one: '')
+    quote: str | None = None
+    i, n = 0, len(line)
+    while i < n:
+        c = line[i]
+        if quote == "'":
+            if c == "'":
+                quote = None
+            else:
+                word.append(c)
+            i += 1
+            continue
+        if c == "\\":
+            if i + 1 >= n:
+                raise UsageError("cannot split the magic line: No escaped character")
+            following = line[i + 1]
+            if quote == '"' and following not in '\\"$':
+                word.append(c)  # inside double quotes a backslash escapes only \\ " $
+            word.append(following)
+            started = True
+            i += 2
+            continue
+        if c == "$" and namespace is not None:
+            text, i = _expand(line, i, namespace)
+            word.append(text)
+            started = True
+            continue
+        if quote == '"':
+            if c == '"':
+                quote = None
+            else:
+                word.append(c)
+            i += 1
+            continue
+        if c.isspace():
+            if started:
+                words.append("".join(word))
+                word, started = [], False
+        elif c in "'\"":
+            quote, started = c, True
+        else:
+            word.append(c)
+            started = True
+        i += 1
+    if quote is not None:
+        raise UsageError("cannot split the magic line: No closing quotation")
+    if started:
+        words.append("".join(word))
+    return words
+
+
+def _expand(line: str, i: int, namespace: Mapping[str, Any]) -> tuple[str, int]:
+    """The text ``$...`` at ``line[i]`` stands for, and the index after it."""
+    following = line[i + 1 : i + 2]
+    if following == "$":
+        return "$", i + 2
+    if following == "{":
+        end = line.find("}", i + 2)
+        if end < 0:
+            raise UsageError("cannot split the magic line: ${ without its closing }")
+        name = line[i + 2 : end]
+        if not name.isidentifier():
+            raise UsageError(
+                f"${{{name}}}: only a variable name goes between ${{ and }} (a literal $ is $$)"
+            )
+        return _value_of(name, namespace), end + 1
+    if following not in _NAME_START:
+        return "$", i + 1
+    end = i + 1
+    while end < len(line) and (line[end].isalnum() or line[end] == "_"):
+        end += 1
+    name = line[i + 1 : end]
+    return _value_of(name, namespace), end
+
+
+def _value_of(name: str, namespace: Mapping[str, Any]) -> str:
+    missing = object()
+    value = namespace.get(name, missing)
+    if value is missing:
+        raise UsageError(
+            f"${name}: no variable {name!r} in the notebook (for a literal $, write $$, "
+            "or put the word in single quotes)"
+        )
+    if not isinstance(value, _EXPANDABLE):
+        hint = f" (to send its rows: --df {name})" if _is_frame(value) else ""
+        raise UsageError(
+            f"${name} is {_a(type(value).__name__)}: only a string or a number expands on a "
+            f"magic line{hint}"
+        )
+    return os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+
+
+def _is_frame(value: Any) -> bool:
+    return type(value).__name__ == "DataFrame" and hasattr(value, "columns")
+
+
+def _a(noun: str) -> str:
+    return f"{'an' if noun[:1].lower() in 'aeiou' else 'a'} {noun}"
 
 
 def one_line(text: str) -> str:

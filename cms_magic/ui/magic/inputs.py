@@ -69,8 +69,9 @@ def read_input(
         return CellInput(frame_named(shell.user_ns, df), True)
     if cell is None:
         raise UsageError(
-            "as a line magic, %cms_event sends a DataFrame: %cms_event --df NAME; "
-            "for cell input use %%cms_event"
+            "nothing to send: the cell is empty (without a cell, %cms_event sends a "
+            "DataFrame: --df NAME; --raw, --json and Python input come from the lines of a "
+            "%%cms_event cell)"
         )
     if raw:
         text = body.strip("\r\n")
@@ -88,8 +89,10 @@ def read_input(
     return _from_value(outcome.value, outcome.printed)
 
 
-def frame_named(namespace: Mapping[str, Any], name: str) -> Any:
-    """The DataFrame called ``name``; else ``UsageError`` listing the DataFrames there are."""
+def frame_named(namespace: Mapping[str, Any], name: str, *, subject: str | None = None) -> Any:
+    """The DataFrame called ``name``; else ``UsageError`` listing the DataFrames there are.
+
+    ``subject`` begins the message (default: ``--df NAME``)."""
     import pandas as pd
 
     missing = object()
@@ -103,7 +106,7 @@ def frame_named(namespace: Mapping[str, Any], name: str) -> Any:
     )
     what = "no such variable" if value is missing else a(type(value).__name__)
     raise UsageError(
-        f"--df {name}: {what}, not a DataFrame; DataFrames here: "
+        f"{subject or f'--df {name}'}: {what}, not a DataFrame; DataFrames here: "
         f"{', '.join(frames) if frames else '(none)'}"
     )
 

@@ -51,7 +51,7 @@ from cms_magic.ui.magic.arguments import (
     split_line,
 )
 from cms_magic.ui.magic.config import CmsMagicConfig
-from cms_magic.ui.magic.guard import HOW_CREDENTIALS, refuse_secrets
+from cms_magic.ui.magic.guard import HOW_CREDENTIALS, refuse_secret_words, refuse_secrets
 from cms_magic.ui.magic.inputs import CellInput, fill_records, read_input
 from cms_magic.ui.magic.subcommands import run_subcommand
 from cms_magic.ui.options import MAPPING_OPTIONS, flag_subject
@@ -118,7 +118,21 @@ class CmsMagic(CmsMagicConfig):
         Without --df, --raw or --json the cell runs as Python: a DataFrame as its
         last value sends its rows, a dict or list of dicts those events, a string
         one event with that content, and otherwise what the cell printed is the
-        content of one event. After every send: one summary line.
+        content of one event. ``%%cms_event --df NAME`` with nothing below it is the
+        line magic.
+
+        ``$name`` (or ``${name}``) on the line is the value of that variable (a
+        string or a number), ``$$`` a literal ``$``; nothing expands in single
+        quotes, and braces are never touched (``--content-template '{host}'``).
+
+        After a send the summary is said once: the progress bar turns into the
+        summary line (without a bar, the line is printed). The cell shows no
+        value: the result is in DEST_VAR if given, else in ``_`` (and ``Out``),
+        and always ``cms_magic.last_result()`` / ``%cms last``; to keep it, name
+        the variable: ``%cms_event r --df df`` (``r = %cms_event ...`` gets None).
+        With --background the cell's value is the SendJob (without DEST_VAR).
+        Ctrl-C stops the send and says in one line what was accepted, what was not
+        sent and how to resume (``.retry()``).
         """
         try:
             return self._cms_event(line, cell)
@@ -127,9 +141,16 @@ class CmsMagic(CmsMagicConfig):
                 raise
             raise UsageError(_usage_message(exc)) from None
 
+    def _words(self, line: str, magic: str) -> list[str]:
+        """The line's words with ``$name`` expanded; credentials refused before and after."""
+        refuse_secrets(line, magic)
+        words = split_line(line, self._ns)
+        if "$" in line:
+            refuse_secret_words(words, magic, expanded=True)
+        return words
+
     def _cms_event(self, line: str, cell: str | None) -> Any:
-        refuse_secrets(line, "%%cms_event")
-        args = parse_line(self.cms_event, split_line(line), "%%cms_event")
+        args = parse_line(self.cms_event, self._words(line, "%%cms_event"), "%%cms_event")
         dest = args.dest_var
         if dest is not None:
             self._check_dest(dest)
@@ -175,20 +196,16 @@ class CmsMagic(CmsMagicConfig):
             )
         except KeyboardInterrupt:
             partial = last_result()
-            if partial is not None and partial is not before:
-                if dest is not None:
-                    self._ns[dest] = partial
-                where = dest or "%cms last"
-                report.out(
-                    f"{label}: interrupted: {report.summary(partial, dest)} "
-                    f"(partial result: {where})"
-                )
-            raise
+            if partial is None or partial is before:
+                raise
+            if dest is not None:
+                self._ns[dest] = partial
+            raise report.interrupted(renderer, label, partial, dest) from None
         if args.background:
             if renderer is not None:
                 report.close_when_done(outcome, renderer, dest)
             return self._started(outcome, dest, label, len(given), quiet=args.quiet)
-        return self._finished(outcome, dest, label, args)
+        return self._finished(outcome, dest, label, args, renderer)
 
     def _check_dest(self, dest: str) -> None:
         if not dest.isidentifier() or keyword.iskeyword(dest):
@@ -228,21 +245,43 @@ class CmsMagic(CmsMagicConfig):
         EventMapping(**mapping).resolved(list(given.data.columns))  # raises MappingError
         return {name: value for name, value in mapping.items() if value is not None}
 
-    def _finished(self, result: SendResult, dest: str | None, label: str, args: Any) -> Any:
+    def _finished(
+        self,
+        result: SendResult,
+        dest: str | None,
+        label: str,
+        args: Any,
+        renderer: Callable[..., None] | None,
+    ) -> None:
+        """Say the summary once (the bar turns into it, else one line), bind the result;
+        the cell shows no value (without ``dest`` the result is ``_``)."""
         line = report.summary(result, dest)
         if not args.quiet:
-            report.out(f"{label}: {line}")
+            report.say_summary(renderer, label, result, dest)
             if args.dry_run:
                 report.out(report.preview_text(result.preview))
         if dest is not None:
             self._ns[dest] = result
+        else:
+            self._keep_as_underscore(result)
         if args.raise_:
             bad = int(result.failed_mask().sum())
             if bad or result.error:
                 raise EventsNotAcceptedError(
                     f"{bad:,}/{len(result):,} events not accepted: {line}", result=result
                 )
-        return None if dest is not None else result
+
+    def _keep_as_underscore(self, result: SendResult) -> None:
+        """``_`` (and ``Out[n]``) hold the result, as if it were shown; nothing is shown."""
+        hook = getattr(self.shell, "displayhook", None)
+        update = getattr(hook, "update_user_ns", None)
+        if callable(update):
+            update(result)
+
+    @property
+    def user_namespace(self) -> dict[str, Any]:
+        """The notebook's variables (``%cms panel NAME`` looks there)."""
+        return self._ns
 
     def _started(
         self, job: SendJob, dest: str | None, label: str, total: int, *, quiet: bool
@@ -267,12 +306,14 @@ class CmsMagic(CmsMagicConfig):
             %cms config                      effective settings, each with its source
             %cms whoami                      the target and its credentials (id masked)
             %cms emulator start|stop|status  the local emulator (--endpoint local)
-            %cms last                        the latest result (also after Ctrl-C)
-            %cms panel                       the point-and-click panel
+            %cms last                        the latest result (also after Ctrl-C), or
+                                             the send still running (its SendJob)
+            %cms panel [NAME]                the point-and-click panel (on DataFrame NAME)
             %cms help                        this text
+
+        ``$name`` expands as in ``%%cms_event``.
         """
-        refuse_secrets(line, "%cms")
-        return run_subcommand(self, split_line(line))
+        return run_subcommand(self, self._words(line, "%cms"))
 
 
 def _usage_message(exc: CmsError) -> str:
@@ -288,8 +329,26 @@ def _usage_message(exc: CmsError) -> str:
 # --------------------------------------------------------------------------- the extension
 
 
+def empty_cell_as_line(lines: list[str]) -> list[str]:
+    """An input transformer: ``%%cms_event ARGS`` with nothing below it runs as the line
+    magic ``%cms_event ARGS`` (IPython refuses a cell magic with an empty body before the
+    magic is called)."""
+    if not lines or not lines[0].startswith("%%cms_event"):
+        return lines
+    after = lines[0][len("%%cms_event") :]
+    if after[:1] not in ("", " ", "\t", "\n", "\r") or "".join(lines[1:]).strip():
+        return lines
+    return [lines[0][1:].rstrip("\r\n") + "\n"]
+
+
+def _transformers(ipython: InteractiveShell) -> list[Callable[[list[str]], list[str]]]:
+    return cast("list[Callable[[list[str]], list[str]]]", ipython.input_transformers_cleanup)
+
+
 def load_ipython_extension(ipython: InteractiveShell) -> None:
     """Register ``%%cms_event``, ``%cms`` and ``CmsMagic`` with the shell; twice is harmless."""
+    if empty_cell_as_line not in _transformers(ipython):
+        _transformers(ipython).append(empty_cell_as_line)
     manager = ipython.magics_manager
     existing = manager.registry.get(CmsMagic.__name__)
     if isinstance(existing, CmsMagic) and manager.magics["cell"].get("cms_event") is not None:
@@ -299,6 +358,8 @@ def load_ipython_extension(ipython: InteractiveShell) -> None:
 
 def unload_ipython_extension(ipython: InteractiveShell) -> None:
     """Remove the magics and the configurable registered by :func:`load_ipython_extension`."""
+    while empty_cell_as_line in _transformers(ipython):
+        _transformers(ipython).remove(empty_cell_as_line)
     manager = ipython.magics_manager
     instance = manager.registry.pop(CmsMagic.__name__, None)
     for kind, names in (("line", ("cms", "cms_event")), ("cell", ("cms_event",))):

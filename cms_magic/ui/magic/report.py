@@ -17,11 +17,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PROGRESS_MODES",
+    "SendInterrupted",
     "background_line",
     "close_when_done",
+    "interrupted",
     "out",
     "preview_text",
     "renderer",
+    "say_summary",
     "summary",
 ]
 
@@ -37,7 +40,48 @@ def out(text: str) -> None:
 
 def summary(result: SendResult, dest: str | None) -> str:
     """The result's summary line, pointing at the variable that holds it."""
-    return result.summary(dest or "cms_magic.last_result()")
+    return result.summary(_name(dest))
+
+
+def say_summary(
+    renderer: Callable[..., None] | None, label: str, result: SendResult, dest: str | None
+) -> None:
+    """Say a finished send's summary once: the bar turns into it, or one printed line."""
+    finish = getattr(renderer, "finish", None)
+    if callable(finish):
+        finish(result, name=_name(dest))
+    else:
+        out(f"{label}: {summary(result, dest)}")
+
+
+class SendInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a send: still a ``KeyboardInterrupt`` (a run of cells stops), shown
+    by IPython as its one line, without a traceback (``_render_traceback_``)."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
+def interrupted(
+    renderer: Callable[..., None] | None, label: str, partial: SendResult, dest: str | None
+) -> SendInterrupted:
+    """After Ctrl-C: a bar in the cell says "interrupted" (its counts as they were), and the
+    exception to raise carries the one line: what was accepted, what was not sent, how to
+    resume (the result's summary, pointing at ``.retry()``)."""
+    finish = getattr(renderer, "finish", None)
+    if callable(finish) and not isinstance(renderer, _plain_lines()):
+        finish("interrupted", interrupted=True)  # plain lines would print a second line
+    return SendInterrupted(f"{label}: {partial.summary(_name(dest), interrupted=True)}")
+
+
+def _plain_lines() -> type:
+    from cms_magic.ui import render
+
+    return render.PrintProgress
+
+
+def _name(dest: str | None) -> str:
+    return dest or "cms_magic.last_result()"
 
 
 def renderer(
@@ -84,7 +128,7 @@ def close_when_done(job: SendJob, renderer: Callable[[Progress], None], dest: st
 
     def done(finished: SendJob) -> None:
         if finished.status in ("done", "cancelled"):
-            finish(finished.result().summary(name))
+            finish(finished.result(), name=name)
 
     job.add_done_callback(done)
 

@@ -9,12 +9,13 @@ target, :meth:`~cms_magic.targets.Target.credentials` for the credentials.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from IPython.core.error import UsageError
 
 from cms_magic.errors import CmsError, CredentialsError
+from cms_magic.ui.magic.inputs import frame_named
 from cms_magic.ui.magic.report import out
 from cms_magic.ui.options import flag_subject
 
@@ -32,8 +33,9 @@ CMS_HELP: Final = """\
   %cms config                    effective settings, each with its source
   %cms whoami                    the target and the credentials it would use (id masked)
   %cms emulator start|stop|status  the local emulator (--endpoint local)
-  %cms last                      the result of the latest send (also after Ctrl-C)
-  %cms panel                     the point-and-click panel
+  %cms last                      the result of the latest send (also after Ctrl-C),
+                                 or the send still running (its SendJob)
+  %cms panel [NAME]              the point-and-click panel (on the DataFrame NAME)
   %cms help                      this text
 
 Send events with %%cms_event (options: %%cms_event?).
@@ -74,6 +76,11 @@ class Configured(Protocol):
         ``None``, the cloud credentials that are configured."""
         ...
 
+    @property
+    def user_namespace(self) -> Mapping[str, Any]:
+        """The notebook's variables."""
+        ...
+
 
 def run_subcommand(magic: Configured, words: Sequence[str]) -> Any:
     """Run ``%cms WORDS``; returns what the cell shows (a DataFrame, a result, or None)."""
@@ -86,6 +93,8 @@ def run_subcommand(magic: Configured, words: Sequence[str]) -> Any:
     if command == "emulator":
         _emulator(rest)
         return None
+    if command == "panel":
+        return _open_panel(magic.user_namespace, rest)
     if rest:
         raise UsageError(f"%cms {command} takes no arguments")
     if command == "regions":
@@ -99,13 +108,36 @@ def run_subcommand(magic: Configured, words: Sequence[str]) -> Any:
         out(whoami_text(magic))
         return None
     if command == "last":
-        from cms_magic import last_result
+        return _last()
+    raise AssertionError(command)  # every subcommand is handled above
 
-        result = last_result()
-        if result is None:
-            out("no send has finished in this session yet")
-        return result
-    return _open_panel()
+
+def _last() -> Any:
+    """``%cms last``: a send still running (its job), else the latest result."""
+    from cms_magic import last_result
+
+    running = _running_jobs()
+    if running:
+        job = running[-1]
+        more = f" ({len(running)} sends running; this is the latest)" if len(running) > 1 else ""
+        out(
+            f"a send is still running{more}: its SendJob is shown below "
+            "(.progress, .wait(), .result(), .cancel()); the latest finished result is "
+            "cms_magic.last_result()"
+        )
+        return job
+    result = last_result()
+    if result is None:
+        out("no send has finished in this session yet")
+    return result
+
+
+def _running_jobs() -> list[Any]:
+    """The sends running now, oldest first (the core's registry)."""
+    from cms_magic.sending import jobs
+
+    running = getattr(jobs, "running_jobs", None)
+    return list(running()) if callable(running) else []
 
 
 def _emulator(rest: list[str]) -> None:
@@ -188,7 +220,13 @@ def whoami_text(magic: Configured) -> str:
     return "\n".join(lines)
 
 
-def _open_panel() -> Any:
+def _open_panel(namespace: Mapping[str, Any], rest: list[str]) -> Any:
+    """``%cms panel [NAME]`` (or ``--df NAME``): the panel, on that DataFrame if named."""
+    if rest[:1] == ["--df"]:
+        rest = rest[1:]
+    if len(rest) > 1 or (rest and rest[0].startswith("-")):
+        raise UsageError("%cms panel [NAME]: NAME is a DataFrame to open the panel on")
+    frame = frame_named(namespace, rest[0], subject=f"%cms panel {rest[0]}") if rest else None
     try:
         module = importlib.import_module("cms_magic.ui.panel.panel")
     except ModuleNotFoundError as exc:
@@ -202,4 +240,4 @@ def _open_panel() -> Any:
             "with %%cms_event (options: %%cms_event?)"
         )
         return None
-    return panel()
+    return panel() if frame is None else panel(frame)

@@ -9,6 +9,8 @@ sets them.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -79,3 +81,8 @@ def assert_usage_error(ran: Ran, *needles: str) -> str:
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
     return lines[0]
+
+
+def shown_text(value: str) -> str:
+    """The text a status widget shows (a ``Label``'s value, or an ``HTML``'s without tags)."""
+    return html.unescape(re.sub(r"<[^>]*>", "", value))

@@ -120,3 +120,49 @@ def test_the_secret_appears_nowhere(
             texts += [value._repr_html_(), value.events.to_string(), value.requests.to_string()]
             texts.append(repr(value.preview))
         assert not any(CANARY in text for text in texts), name
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        '--df df --name n --content-template "password: reset for {content}"',
+        "--df df --name n --content-template 'secret: the plan for {kind}'",
+        "--df df --name n --content-template 'password={password}'",
+        "--df df --name 'Password Reset' --content-template 'token: expired, key: rotated'",
+        "--df df --name n --content-template 'AccessKey secret rotated by {user}'",
+    ],
+)
+def test_the_words_password_and_secret_in_prose_are_not_secrets(line: str) -> None:
+    refuse_secrets(line, "%%cms_event")
+
+
+@pytest.mark.parametrize(
+    "fragment",
+    [
+        "--content-template 'password: hunter2 for {content}'",  # a real-looking value
+        "--content-template 'secret=abc {content}'",  # glued to its key: any value
+        '--content-template \'{"AccessKeySecret": "Xy12abcdEF"}\'',
+        "--content-template 'key Ab3dEf7hIj1lMn0pQr5tUv9xYz2bCd for {content}'",  # 30 chars
+        "--content-template 'by LTAI5tAbCdEfGhIjKlMn'",
+    ],
+)
+def test_real_looking_secrets_in_prose_are_refused(shell: InteractiveShell, fragment: str) -> None:
+    message = assert_usage_error(run(shell, f"%cms_event r --df df --name n {fragment}"))
+    assert "refuses credentials" in message
+    for secret in ("hunter2", "abc", "Xy12abcdEF", "Ab3dEf7hIj1lMn0pQr5tUv9xYz2bCd", "LTAI5t"):
+        assert secret not in message
+
+
+def test_a_template_with_the_word_password_is_sent(
+    shell: InteractiveShell, emu: emulator.EmulatorServer, creds: None
+) -> None:
+    ran = run(
+        shell,
+        f'%cms_event r --df df --name n --content-template "password: reset for {{kind}}" '
+        f"--endpoint {emu.url}",
+    )
+    assert ran.error is None, ran.stderr
+    assert [e["content"] for e in emu.events()] == [
+        "password: reset for a",
+        "password: reset for b",
+    ]

@@ -112,16 +112,53 @@ def test_df_cell_form_with_mapping_flags(
     ]
 
 
-def test_without_a_variable_the_result_is_the_displayed_value(
+def test_the_summary_is_said_once_and_the_result_is_underscore(
     shell: InteractiveShell, emu: emulator.EmulatorServer, creds: None
 ) -> None:
     ran = run(shell, f"%cms_event --df df --name n --endpoint {emu.url}")
-    assert isinstance(ran.value, SendResult)
-    assert ran.value is last_result()
-    assert "<SendResult 2/2 events accepted" in ran.stdout
-    assert "cms-magic-result" in ran.value._repr_html_()
-    summary = [line for line in ran.stdout.splitlines() if "events accepted" in line]
-    assert summary[0].startswith(f"{emu.url}: 2/2 events accepted")
+    assert ran.error is None, ran.stderr
+    result = last_result()
+    assert isinstance(result, SendResult)
+    # one line: the summary; no Out[] repr repeating it
+    assert ran.stdout == f"{emu.url}: 2/2 events accepted in {result.elapsed:.1f} s\n"
+    assert ran.value is None
+    assert ran.outputs == []
+    assert shell.user_ns["_"] is result  # kept as IPython keeps a shown value
+    assert cast(Any, shell).user_ns["Out"][cast(Any, shell).execution_count - 1] is result
+    assert run(shell, "%cms last").value is result
+
+    # a line-magic assignment gets None (the help says to name the variable instead)
+    ran = run(shell, f"r = %cms_event --df df --name n --endpoint {emu.url}")
+    assert shell.user_ns["r"] is None
+    assert ran.stdout.count("events accepted") == 1
+
+
+def test_a_bar_that_can_finish_turns_into_the_summary(
+    shell: InteractiveShell, emu: emulator.EmulatorServer, creds: None
+) -> None:
+    """In a kernel the bar (a widget, or a text line) is told the summary; nothing else
+    says it."""
+    from cms_magic.ui.magic import report
+
+    finished: list[str] = []
+
+    class Bar:
+        def __call__(self, progress: object) -> None:
+            pass
+
+        def finish(self, result: SendResult, *, name: str) -> None:
+            finished.append(result.summary(name))
+
+    original = report.renderer
+    try:
+        cast(Any, report).renderer = lambda *a, **k: Bar()
+        ran = run(shell, f"%cms_event r --df df --name n --endpoint {emu.url}")
+    finally:
+        cast(Any, report).renderer = original
+    assert ran.error is None, ran.stderr
+    assert finished == [shell.user_ns["r"].summary("r")]
+    assert ran.stdout == ""
+    assert ran.outputs == []
 
 
 def test_dry_run_shows_the_masked_request_and_sends_nothing(
@@ -200,15 +237,30 @@ def test_ctrl_c_keeps_the_partial_result(
 
     threading.Thread(target=interrupt_after_the_first_request, daemon=True).start()
     ran = run(shell, f"%cms_event r --df big --name n --endpoint {emu.url}")
-    assert isinstance(ran.error, KeyboardInterrupt)
+    assert isinstance(ran.error, KeyboardInterrupt)  # a run of cells stops here
     partial = last_result()
     assert isinstance(partial, SendResult)
     assert shell.user_ns["r"] is partial
     assert partial.cancelled
     assert 0 < partial.accepted < 1000
-    assert f"{emu.url}: interrupted: {partial.accepted:,}/1,000 events accepted" in ran.stdout
-    assert "partial result: r" in ran.stdout
+    # one line: what was accepted, what was not sent, how to resume; no traceback
+    lines = [line for line in ran.shown.splitlines() if line.strip()]
+    assert len(lines) == 1, ran.shown
+    (line,) = lines
+    assert line == f"{emu.url}: {partial.summary('r', interrupted=True)}"
+    assert line.startswith(f"{emu.url}: {partial.accepted:,}/1,000 events accepted")
+    assert f"{partial.counts()['not_sent']:,} not sent; interrupted" in line
+    assert "r.retry()" in line
+    assert "Traceback" not in ran.shown
     assert run(shell, "%cms last").value is partial
+
+    emu.reset()  # no requests: the next interrupt waits for the next send's first one
+    threading.Thread(target=interrupt_after_the_first_request, daemon=True).start()
+    ran = run(shell, f"%cms_event --df big --name n --endpoint {emu.url}")
+    assert isinstance(ran.error, KeyboardInterrupt)
+    lines = [line for line in ran.shown.splitlines() if line.strip()]
+    assert len(lines) == 1, ran.shown
+    assert "cms_magic.last_result().retry()" in lines[0]
 
 
 def test_failures_are_in_the_result_and_the_summary_says_where(
@@ -235,7 +287,8 @@ def test_an_unreachable_endpoint_leaves_rows_not_sent(shell: InteractiveShell, c
     ran = run(shell, f"%cms_event r --df df --name n --endpoint http://127.0.0.1:{port}")
     assert ran.error is None
     assert "0/2 events accepted" in ran.stdout
-    assert "2 not sent -> r.failed()" in ran.stdout
+    assert "2 not sent -> r." in ran.stdout  # the result's own pointer, at the variable
+    assert ran.stdout.strip().endswith(shell.user_ns["r"].summary("r"))
 
 
 def test_no_credentials_is_one_line_that_says_how(shell: InteractiveShell) -> None:
@@ -296,7 +349,11 @@ USER_ERRORS: list[tuple[str, str]] = [
     ("%cms_event r --df df --name n --endpoint local --background --raise", "--raise"),
     ("%cms_event df --df df --name n --endpoint local", "write --df df"),
     ("%cms_event 1x --df df --endpoint local", "must be a Python name"),
-    ("%cms_event r --raw --endpoint local", "line magic"),
+    ("%cms_event r --raw --endpoint local", "nothing to send: the cell is empty (without a cell"),
+    (
+        "%%cms_event r --raw --endpoint local\n",
+        "nothing to send: the cell is empty (without a cell",
+    ),
     ("%%cms_event r --raw --json --endpoint local\nx", "--raw or --json"),
     ("%%cms_event r --raw --endpoint local\n\n   \n", "empty"),
     ("%%cms_event r --json --endpoint local\n[1, 2", "not valid JSON"),

@@ -12,7 +12,7 @@ from IPython.utils.capture import capture_output
 from cms_magic import Progress, emulator
 from cms_magic.ui.magic import report
 from cms_magic.ui.render import PrintProgress, WidgetProgress
-from tests.ui.magic.support import run
+from tests.ui.magic.support import run, shown_text
 
 
 def test_widget_progress_shows_one_bar_updated_through_traits(
@@ -38,19 +38,19 @@ def test_widget_renderer_from_a_worker_thread(shell: InteractiveShell) -> None:
     worker.start()
     worker.join()
     assert (bar.bar.value, bar.bar.max) == (4, 10)
-    assert bar.status.value.startswith("here: 4/10 events")
+    assert shown_text(bar.status.value).startswith("here: 4/10 events")
     bar(snapshot(10, finished=True, rejected=1))
     assert bar.bar.value == 10
     assert bar.bar.bar_style == "warning"
-    assert bar.status.value == "here: " + snapshot(10, finished=True, rejected=1).line()
+    assert shown_text(bar.status.value) == "here: " + snapshot(10, finished=True, rejected=1).line()
     assert not bar.closed.is_set()
     closing = threading.Thread(target=bar.finish, args=("the summary line",))
     closing.start()
     closing.join()
     assert bar.closed.is_set()
-    assert bar.status.value == "here: the summary line"
+    assert shown_text(bar.status.value) == "here: the summary line"
     bar(snapshot(10, finished=True))  # a late snapshot does not replace the last words
-    assert bar.status.value == "here: the summary line"
+    assert shown_text(bar.status.value) == "here: the summary line"
 
 
 def test_a_background_send_closes_its_bar_with_the_results_summary(
@@ -79,8 +79,8 @@ def test_a_background_send_closes_its_bar_with_the_results_summary(
     assert isinstance(bar, WidgetProgress)
     assert bar.closed.wait(10)  # set by the job's done callback, in the library's thread
     result = shell.user_ns["job"].result()
-    assert bar.status.value == f"{emu.url}: {result.summary('job.result()')}"
-    assert bar.status.value.endswith(
+    assert shown_text(bar.status.value) == f"{emu.url}: {result.summary('job.result()')}"
+    assert shown_text(bar.status.value).endswith(
         "2/3 events accepted in " + f"{result.elapsed:.1f} s; 1 rejected -> job.result().failed()"
     )
     assert bar.bar.bar_style == "warning"
