@@ -96,7 +96,8 @@ STYLE: Final = """<style>
 .cms-panel .cms-details-text { font-size: 12px; max-height: 200px; overflow: auto;
   background: var(--jp-layout-color2, #f5f5f5); padding: 4px 8px; }
 .cms-panel .cms-url .widget-html-content, .cms-panel .cms-credentials .widget-html-content,
-.cms-panel .cms-counts .widget-html-content { line-height: 1.45; padding: 4px 0; }
+.cms-panel .cms-counts .widget-html-content,
+.cms-panel .cms-retry-note .widget-html-content { line-height: 1.45; padding: 4px 0; }
 /* rows: fields shrink before a row overflows; toggle rows never wrap */
 .cms-panel .widget-hbox > .widget-dropdown, .cms-panel .widget-hbox > .widget-text {
   flex: 0 1 auto; min-width: 0; }
