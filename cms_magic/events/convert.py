@@ -244,7 +244,14 @@ def convert_chunk(
             None,
         )
     else:
-        contents = _read(row_json_column, df, rejections, "'content' (the row as JSON)", None)
+        row_tz = resolve_tz(mapping.tz)  # naive times in the row are read as the event's
+        contents = _read(
+            lambda part, rej: row_json_column(part, rej, row_tz),
+            df,
+            rejections,
+            "'content' (the row as JSON)",
+            None,
+        )
 
     groups: Sequence[int | None]
     if mapping.group_id_col is not None:

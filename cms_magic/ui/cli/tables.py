@@ -118,11 +118,41 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
     suffixes = [s.lower() for s in path.suffixes]
     suffix = suffixes[-1] if suffixes else ""
     if suffix in _JSON_LINES:
-        frame.to_json(path, orient="records", lines=True, force_ascii=False, date_format="iso")
+        _write_json_lines(frame, path)
     elif suffix in _PARQUET:
         frame.to_parquet(path)
     else:
         frame.to_csv(path, index=False, sep="\t" if suffix == ".tsv" else ",")
+
+
+def _json_default(value: object) -> object:
+    """What orjson cannot write itself: pandas/numpy scalars, times as ISO 8601 in their zone."""
+    import datetime as dt
+
+    import numpy as np
+    import pandas as pd
+
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def _write_json_lines(frame: pd.DataFrame, path: Path) -> None:
+    """One JSON object per row, readable as written: no escaped slashes, times in their own
+    zone (pandas' to_json writes ``\\/`` and converts aware times to UTC)."""
+    import orjson
+
+    option = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+    with path.open("wb") as out:
+        for row in frame.to_dict(orient="records"):
+            out.write(orjson.dumps(row, default=_json_default, option=option))
+            out.write(b"\n")
 
 
 def check_writable(path: Path) -> Path:

@@ -427,3 +427,30 @@ def test_off_a_terminal_progress_is_a_plain_line_for_sends_that_last() -> None:
     bar(snapshot(5000, 50, finished=True))  # the summary line says the end
     bar.close()
     assert stream.getvalue() == "cms-event: 1,200/5,000 rows, 12 requests\n"
+
+
+def test_failed_out_json_lines_are_readable_and_keep_their_zone(tmp_path: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    from cms_magic.ui.cli.tables import write_table
+
+    frame = pd.DataFrame(
+        {
+            "content": ["error on /checkout"],
+            "time": [pd.Timestamp("2024-03-01 08:00:00.123", tz="Asia/Shanghai")],
+            "count": [pd.array([3], dtype="Int64")[0]],
+            "status": ["not_sent"],
+        }
+    )
+    path = tmp_path / "failed.jsonl"
+    write_table(frame, path)
+    text = path.read_text(encoding="utf-8")
+    assert "\\/" not in text
+    assert json.loads(text) == {
+        "content": "error on /checkout",
+        "time": "2024-03-01T08:00:00.123000+08:00",
+        "count": 3,
+        "status": "not_sent",
+    }
