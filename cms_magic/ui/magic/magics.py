@@ -341,6 +341,12 @@ def empty_cell_as_line(lines: list[str]) -> list[str]:
     return [lines[0][1:].rstrip("\r\n") + "\n"]
 
 
+# IPython skips a transformer so marked when it asks whether typed input is complete: a
+# terminal still waits for the body of a ``%%cms_event`` cell instead of running its first
+# line as the line magic.
+setattr(empty_cell_as_line, "has_side_effects", True)  # noqa: B010 - IPython's marker
+
+
 def _transformers(ipython: InteractiveShell) -> list[Callable[[list[str]], list[str]]]:
     return cast("list[Callable[[list[str]], list[str]]]", ipython.input_transformers_cleanup)
 

@@ -124,6 +124,12 @@ def test_an_empty_cell_with_df_is_the_line_magic(
     assert "--content-template" in run(shell, "%%cms_event?").stdout
 
 
+def test_a_terminal_still_waits_for_the_cells_body(shell: InteractiveShell) -> None:
+    """The rewrite applies to a cell run, not to IPython's "is this input complete?"."""
+    assert shell.check_complete("%%cms_event --df df\n")[0] == "incomplete"
+    assert shell.check_complete("%%cms_event --df df\nprint(1)\n\n")[0] == "complete"
+
+
 def test_unloading_removes_the_empty_cell_rewrite(shell: InteractiveShell) -> None:
     from cms_magic.ui.magic.magics import empty_cell_as_line
 
