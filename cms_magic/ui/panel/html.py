@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -36,7 +36,6 @@ __all__ = [
     "bad",
     "brief",
     "catalog",
-    "counts",
     "credentials_line",
     "credentials_missing",
     "details",
@@ -260,44 +259,6 @@ def credentials_missing(exc: CmsError, dropped: str = "") -> str:
 
 
 # ----------------------------------------------------------------- the data preview
-
-
-def counts(
-    rows: int,
-    of_rows: int,
-    events: int,
-    requests: int,
-    rejected: Mapping[int, str],
-    index: pd.Index,
-) -> str:
-    """``rows -> events in requests; n rejected by validation`` and the first reasons.
-
-    ``rows`` were counted out of ``of_rows`` (a large frame is counted on its head);
-    ``rejected`` maps a row position to its reason, ``index`` names the positions.
-    """
-    scope = (
-        ""
-        if rows == of_rows
-        else " " + muted(f"(counted on the first {rows:,} of {of_rows:,} rows)")
-    )
-    cls = ' class="cms-bad"' if rejected else ""
-    return (
-        f"<b>{rows:,}</b> rows → <b>{events:,}</b> events in <b>{requests:,}</b> requests; "
-        f"<span{cls}><b>{len(rejected):,}</b> rejected by validation</span>{scope}"
-        f"{_reasons(rejected, index)}"
-    )
-
-
-def _reasons(rejected: Mapping[int, str], index: pd.Index) -> str:
-    if not rejected:
-        return ""
-    items = sorted(rejected.items())[:SHOWN_REASONS]
-    lines = "".join(
-        f"<li>row {esc(index[position])}: {esc(reason)}</li>" for position, reason in items
-    )
-    more = len(rejected) - len(items)
-    tail = f"<li class='cms-muted'>and {more:,} more</li>" if more else ""
-    return f'<ul class="cms-reasons" style="margin:2px 0">{lines}{tail}</ul>'
 
 
 def events_preview(payloads: Sequence[bytes]) -> str:

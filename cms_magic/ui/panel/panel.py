@@ -45,7 +45,7 @@ from cms_magic.ui.panel import html
 from cms_magic.ui.panel.background import Workers
 from cms_magic.ui.panel.controls import Controls
 from cms_magic.ui.panel.frames import FramePicker
-from cms_magic.ui.panel.preview import preview
+from cms_magic.ui.panel.preview import LivePreview
 from cms_magic.ui.panel.regions import initial_choice, probe_choice
 
 if TYPE_CHECKING:
@@ -144,6 +144,8 @@ class Panel(Controls):
         self.last_error: BaseException | None = None
 
         self._workers = Workers(self._callback)
+        # The first events at once; the whole frame's counts off the kernel's thread.
+        self._live = LivePreview(self._show_counts, self._show_events, start=self._workers.start)
         self._throttle = Throttle()
         self._verb = "sending"
         self._where = ""  # the label of the target of the running (or latest) send
@@ -313,19 +315,24 @@ class Panel(Controls):
             return
         frame = self._frame()
         if frame is None:
+            self._live.stop()
             self.counts.value = html.muted(
                 "no DataFrame: pass one to panel(df), or create one and press Refresh"
             )
             self.preview.value = ""
             return
         try:
-            shown = preview(frame, self.mapping())
+            self._live.update(frame, self.mapping())
         except CmsError as exc:  # shown where the mapping is, not in the error area
+            self._live.stop()  # an older count must not overwrite the error
             self.counts.value = html.bad(html.message(exc))
             self.preview.value = ""
-            return
-        self.counts.value = shown.counts
-        self.preview.value = shown.events
+
+    def _show_counts(self, text: str) -> None:
+        self.counts.value = text
+
+    def _show_events(self, text: str) -> None:
+        self.preview.value = text
 
     # ================================================================= sending
 

@@ -8,9 +8,6 @@ small frame; for a large one it says "counting…" and a background thread fills
 (``1,000,000 rows → 999,998 events in 10,000 requests; 2 rejected by validation ·
 about 8 min at 20 requests/s``). A change of mapping or frame stops the count under
 way at its next chunk, and only the latest count is ever shown.
-
-:func:`preview` is the older all-at-once form (the head of a large frame, counted on
-that head); the panel uses it until it switches to :class:`LivePreview`.
 """
 
 from __future__ import annotations
@@ -18,10 +15,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from cms_magic.batching import FrameCount, count_frame, plan_batches
+from cms_magic.batching import FrameCount, count_frame
 from cms_magic.events import events_from_frame
 from cms_magic.progress import plural
 from cms_magic.protocol import DEFAULT_QPS
@@ -33,17 +29,12 @@ if TYPE_CHECKING:
 __all__ = [
     "COUNT_AT_ONCE_CELLS",
     "COUNT_AT_ONCE_ROWS",
-    "PREVIEW_ROW_LIMIT",
     "LivePreview",
-    "Preview",
     "counting_line",
     "duration_text",
     "headline",
-    "preview",
 ]
 
-#: Rows :func:`preview` converts at most (the counts say when they are a head).
-PREVIEW_ROW_LIMIT: Final = 50_000
 #: A frame of at most this many rows (and :data:`COUNT_AT_ONCE_CELLS` cells) is counted
 #: at once; a larger one in the background.
 COUNT_AT_ONCE_ROWS: Final = 5_000
@@ -51,34 +42,6 @@ COUNT_AT_ONCE_CELLS: Final = 100_000
 #: Rows converted at most for the first events when the first rows are rejected.
 _HEAD_MAX_ROWS: Final = 3_000
 _PREVIEW_EVENTS: Final = 3
-
-
-@dataclass(frozen=True, slots=True)
-class Preview:
-    """The HTML of the counts line and of the first events."""
-
-    counts: str
-    events: str
-
-
-def preview(frame: pd.DataFrame, options: Mapping[str, Any]) -> Preview:
-    """Convert (the head of) ``frame`` with the mapping ``options`` and pack it into requests.
-
-    Raises what the conversion raises (a :class:`~cms_magic.errors.MappingError` naming the
-    option) for a mapping that cannot work.
-    """
-    sample = frame if len(frame) <= PREVIEW_ROW_LIMIT else frame.iloc[:PREVIEW_ROW_LIMIT]
-    conversion = events_from_frame(sample, **options)
-    plan = plan_batches(conversion.payloads, positions=conversion.positions)
-    counts = html.counts(
-        len(sample),
-        len(frame),
-        events=len(conversion) - len(plan.rejected),
-        requests=len(plan.batches),
-        rejected={**conversion.rejected, **plan.rejected},
-        index=sample.index,
-    )
-    return Preview(counts, html.events_preview(conversion.payloads[:_PREVIEW_EVENTS]))
 
 
 # ----------------------------------------------------------------- the live form

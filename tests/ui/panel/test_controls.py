@@ -155,9 +155,13 @@ def test_preview_shows_events_counts_and_rejections() -> None:
     assert "&quot;groupId&quot;:12" in panel.preview.value
 
 
-def test_a_large_frame_is_counted_on_its_head() -> None:
+def test_a_large_frame_is_counted_whole_off_the_kernels_thread() -> None:
     panel = Panel(frame(50_001), namespace={})
-    assert "counted on the first 50,000 of 50,001 rows" in panel.counts.value
+    assert "counting events and requests" in panel.counts.value
+    assert "first 3 events" in panel.preview.value
+    assert panel.wait(60)
+    assert "<b>50,001</b> rows → <b>50,001</b> events in <b>501</b> requests" in panel.counts.value
+    assert "about 25 s at 20 requests/s" in panel.counts.value
 
 
 def test_columns_that_are_not_strings_keep_their_labels(local_emulator: object) -> None:

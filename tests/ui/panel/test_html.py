@@ -52,14 +52,3 @@ def test_credentials_show_masked_and_never_the_secret() -> None:
     assert "from &lt;env&gt;" in line
     assert "the-secret" not in line
     assert "tok" not in line.replace("STS token", "")
-
-
-def test_counts_list_the_first_reasons_by_row_label() -> None:
-    rejected = {i: f"bad {i}" for i in range(7)}
-    index = pd.Index([f"r{i}" for i in range(10)])
-    shown = html.counts(10, 10, events=3, requests=1, rejected=rejected, index=index)
-    assert "<b>10</b> rows → <b>3</b> events in <b>1</b> requests" in shown
-    assert "<li>row r0: bad 0</li>" in shown
-    assert "row r5" not in shown
-    assert "and 2 more" in shown
-    assert "counted on the first" not in shown
