@@ -8,9 +8,15 @@ holds a name is imported only when the name is touched.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 from cms_magic._version import __version__
+
+# A library logs; the application decides where logs go. Without a handler, logging's
+# "last resort" would print cms_magic's warnings on stderr (in a kernel: into the cell),
+# repeating what the skins already say in their own words.
+logging.getLogger("cms_magic").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from cms_magic import regions

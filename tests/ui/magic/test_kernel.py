@@ -148,13 +148,6 @@ def test_in_a_kernel_progress_keeps_updating_after_the_cell() -> None:
         kernel.shutdown_kernel(now=True)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="the core's log.warning('send interrupted: ...') in sending/jobs.py reaches the "
-    "cell's stderr through logging's lastResort handler (no handler on the 'cms_magic' "
-    "logger): a second line; reported, sending/ is not the magic's",
-)
 def test_in_a_kernel_ctrl_c_is_one_line() -> None:
     """Interrupting the kernel during a send: one line (accepted, not sent, how to resume),
     no traceback, the partial result in the destination variable."""
