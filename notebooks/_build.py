@@ -879,9 +879,10 @@ REGIONS = notebook(
 
         The panel's second tab shows the catalog and a **Probe** button; until it is
         clicked, nothing is contacted. The results come back as a table (reachable
-        first, fastest first, with a latency bar), and choosing an endpoint in the
-        list makes it the send target (a region's internal endpoint, or the public
-        one). Here the panel probes the same targets as above.
+        first, fastest first, with a latency bar), and choosing a region in the list
+        makes it the send target: its public endpoint, unless the tab's "internal
+        endpoint" toggle says internal (reachable only inside that region's network).
+        Here the panel opens on the Regions tab and probes the same targets as above.
         """,
     ),
     code(
@@ -894,8 +895,8 @@ REGIONS = notebook(
         panel = cms_magic.panel(
             probe_targets=TARGETS,
             prober=functools.partial(probe, TARGETS, timeout=2.0, resolver=RESOLVER),
+            tab="regions",
         )
-        panel.tabs.selected_index = 1  # open on the Regions tab
         panel""",
     ),
     md(
@@ -919,13 +920,15 @@ REGIONS = notebook(
         "choose-md",
         """\
         Choosing a row in the list (here from code: `panel.choose_target`) makes that
-        endpoint the target of the **Send** tab:
+        region the target of the **Send** tab (the tab you are on stays); here its
+        internal endpoint, as the toggle would:
         """,
     ),
     code(
         "choose",
         """\
-        panel.choose_target("eu-central-1")
+        panel.choose_target("eu-central-1", internal=True)
+        assert panel.tabs.selected_index == 1  # still on the Regions tab
         print(panel.url_label_text())
         assert panel.url_label_text() == "http://metrichub-eu-central-1.aliyun.com"
         panel.region.value = "local"  # back to the emulator
