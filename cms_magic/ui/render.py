@@ -132,7 +132,9 @@ class WidgetProgress(_Closable):
             ),
         )
         self._update(f"starting, {plural(total, 'event')}")
-        display(self.box)
+        # By display id, so that the finished bar's plain-text form can become the summary
+        # line: a notebook saved without widget state (nbconvert, GitHub) still shows it.
+        self.handle: Any = display(self.box, display_id=True)
 
     def __call__(self, progress: Progress) -> None:
         if not progress.finished and not self._throttle.ready():
@@ -168,6 +170,10 @@ class WidgetProgress(_Closable):
             self.bar.description = "interrupted"
             self.bar.bar_style = "warning"
         self._show()
+        if self.handle is not None:
+            view = {"version_major": 2, "version_minor": 0, "model_id": self.box.model_id}
+            bundle = {"application/vnd.jupyter.widget-view+json": view, "text/plain": self.text}
+            self.handle.update(bundle, raw=True)
 
     def _show(self) -> None:
         self.status.value = f'<span style="{_STATUS_STYLE}">{html.escape(self.text)}</span>'
