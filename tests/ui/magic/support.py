@@ -42,6 +42,8 @@ class Ran:
     stdout: str
     stderr: str
     outputs: list[dict[str, Any]]
+    #: Updates of earlier displays by display id (the finished bar's summary text).
+    updates: list[dict[str, Any]]
 
     @property
     def value(self) -> Any:
@@ -54,15 +56,17 @@ class Ran:
 
     @property
     def shown(self) -> str:
-        rich = "\n".join(str(value) for data in self.outputs for value in data.values())
+        displays = [*self.outputs, *self.updates]
+        rich = "\n".join(str(value) for data in displays for value in data.values())
         return "\n".join([self.stdout, self.stderr, rich])
 
 
 def run(ip: Any, cell: str) -> Ran:
     with capture_output() as captured:
         result = ip.run_cell(cell)
-    outputs = [dict(out.data) for out in captured.outputs]
-    return Ran(result, captured.stdout, captured.stderr, outputs)
+    outputs = [dict(out.data) for out in captured.outputs if not out.update]
+    updates = [dict(out.data) for out in captured.outputs if out.update]
+    return Ran(result, captured.stdout, captured.stderr, outputs, updates)
 
 
 def magic(ip: InteractiveShell) -> CmsMagic:

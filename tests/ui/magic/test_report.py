@@ -25,6 +25,10 @@ def test_widget_progress_shows_one_bar_updated_through_traits(
     widgets = [o for o in ran.outputs if "application/vnd.jupyter.widget-view+json" in o]
     assert len(widgets) == 1
     assert len(ran.outputs) == 1  # one display in all: no second bar, no clear_output
+    # ... updated in place when done: its plain-text form becomes the summary line
+    (update,) = ran.updates
+    assert "250/250 events accepted" in update["text/plain"]
+    assert "application/vnd.jupyter.widget-view+json" in update
 
 
 def test_widget_renderer_from_a_worker_thread(shell: InteractiveShell) -> None:
