@@ -190,12 +190,12 @@ def check_regions(nb: Any) -> None:
 def check_cell_output(nb: Any) -> None:
     health = said(nb, "health")
     assert "event gateway (the local emulator): HTTP 200" in health
-    assert "1/1 events accepted" in health
+    assert "1/1 event accepted" in health
     assert printed(nb, "tests-check").rstrip().endswith("PASSED (2 tests)")
-    assert "1/1 events accepted" in said(nb, "raw")
+    assert "1/1 event accepted" in said(nb, "raw")
     assert "3/3 events accepted" in said(nb, "json")
     dry_run = said(nb, "dry-run")
-    assert "dry run: 1/1 events would be sent" in dry_run
+    assert "dry run: 1/1 event would be sent" in dry_run
     assert "authorization: LTAI****Demo:<signature>" in dry_run
     assert "release checkout 2.15.1: configuration change only" in dry_run
     (received,) = shown(nb, "received")
