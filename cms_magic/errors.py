@@ -8,6 +8,7 @@ The hierarchy::
     │   ├── TargetError           an endpoint that is not a usable URL, region or 'local'
     │   └── MappingError          a frame-to-events mapping that cannot work (missing column...)
     ├── CredentialsError          no usable AccessKey; says where it looked
+    │   └── NoCredentialsError    no source had any (each skin words the ways to give them)
     ├── InputError                data that cannot be read at all (not a frame, not records)
     ├── SendError                 a whole send had to stop; ``.result`` holds the partial result
     │   ├── AuthError             the service refused the credentials (signature, key, permission)
@@ -51,6 +52,7 @@ __all__ = [
     "InputError",
     "InternalError",
     "MappingError",
+    "NoCredentialsError",
     "QuickstartError",
     "RemoteBindWarning",
     "SendError",
@@ -195,6 +197,28 @@ class MappingError(ConfigError):
 
 class CredentialsError(CmsError):
     """No usable credentials, or a credentials source that is malformed."""
+
+
+class NoCredentialsError(CredentialsError):
+    """No source had credentials. ``looked_in`` lists each place and what was found there;
+    ``how_to`` the ways to provide them. Only the Python API takes credentials as arguments,
+    so only its wording (``describe()`` without a subject) names them."""
+
+    def __init__(self, looked_in: tuple[str, ...], how_to: tuple[str, ...]) -> None:
+        self.looked_in = looked_in
+        self.how_to = how_to
+        super().__init__("no Alibaba Cloud credentials found")
+
+    def describe(self, subject: Subject | None = None) -> str:
+        places = list(self.looked_in)
+        ways = list(self.how_to)
+        if subject is None:
+            places.insert(0, "arguments access_key_id / access_key_secret: not given")
+            ways.insert(0, "pass access_key_id= and access_key_secret=")
+        lines = "".join(f"\n  - {place}" for place in places)
+        return f"{self.rule}. Looked in:{lines}\nProvide credentials in one of these ways: " + (
+            "; ".join(ways) + "."
+        )
 
 
 class InputError(CmsError, TypeError):

@@ -110,3 +110,17 @@ def test_options_named_in_a_hint_are_worded_by_the_skin() -> None:
     assert error.describe(label_subject).endswith("give Content column or Content template")
     again = pickle.loads(pickle.dumps(error))  # noqa: S301 - our own bytes
     assert again.describe(flag_subject) == error.describe(flag_subject)
+
+
+def test_no_credentials_names_arguments_only_in_pythons_words() -> None:
+    from cms_magic.errors import NoCredentialsError
+    from cms_magic.ui.options import flag_subject
+
+    error = NoCredentialsError(("environment X: not set",), ("set X",))
+    assert "pass access_key_id= and access_key_secret=" in str(error)
+    assert "arguments access_key_id" in str(error)
+    flags = error.describe(flag_subject)
+    assert "access_key_id=" not in flags
+    assert "arguments" not in flags
+    assert flags.endswith("Provide credentials in one of these ways: set X.")
+    assert isinstance(error, errors.CredentialsError)

@@ -36,11 +36,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from cms_magic.credentials.files import Draft, Problem, read_cli, read_ini
 from cms_magic.credentials.secret import Secret
-from cms_magic.errors import CredentialsError
+from cms_magic.errors import CredentialsError, NoCredentialsError
 
 __all__ = [
     "ENV_ACCESS_KEY_ID",
@@ -66,12 +66,12 @@ _INI_FILE = Path(".alibabacloud") / "credentials.ini"
 _INI_FILE_DISPLAY = "~/.alibabacloud/credentials.ini"
 _DEFAULT_PROFILE = "default"
 
-_HOW_TO = (
-    "Provide credentials in one of these ways: pass access_key_id= and access_key_secret=; "
+_HOW_TO: Final = (
     f"set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} (plus {ENV_SECURITY_TOKEN} for "
-    "an STS token); run `aliyun configure --mode AK` (or StsToken); or write a [default] "
-    "section with type = access_key, access_key_id and access_key_secret to "
-    f"{_INI_FILE_DISPLAY}."
+    "an STS token)",
+    "run `aliyun configure --mode AK` (or StsToken)",
+    "write a [default] section with type = access_key, access_key_id and access_key_secret "
+    f"to {_INI_FILE_DISPLAY}",
 )
 
 
@@ -289,16 +289,16 @@ def resolve_credentials(
             f"profile {chosen!r} ({chosen_from}) was not found: "
             f"aliyun CLI config {cli_path} {cli_state}; credentials file {ini_path} {ini_state}"
         )
-    raise CredentialsError(
-        "no Alibaba Cloud credentials found. Looked in:\n"
-        "  - arguments access_key_id / access_key_secret: not given\n"
-        f"  - environment {ENV_ACCESS_KEY_ID} / {ENV_ACCESS_KEY_SECRET} "
-        f"(/ {ENV_SECURITY_TOKEN}): not set\n"
-        f"  - aliyun CLI config {cli_path}: {cli_state}"
-        f"{'' if cli.profiles is None else f', none named {cli.name!r}'}\n"
-        f"  - credentials file {ini_path}: {ini_state}"
-        f"{'' if ini.profiles is None else f', none named {_DEFAULT_PROFILE!r}'}\n"
-        f"{_HOW_TO}"
+    raise NoCredentialsError(
+        (
+            f"environment {ENV_ACCESS_KEY_ID} / {ENV_ACCESS_KEY_SECRET} "
+            f"(/ {ENV_SECURITY_TOKEN}): not set",
+            f"aliyun CLI config {cli_path}: {cli_state}"
+            f"{'' if cli.profiles is None else f', none named {cli.name!r}'}",
+            f"credentials file {ini_path}: {ini_state}"
+            f"{'' if ini.profiles is None else f', none named {_DEFAULT_PROFILE!r}'}",
+        ),
+        _HOW_TO,
     )
 
 

@@ -335,12 +335,6 @@ def test_a_profile_that_does_not_exist_is_said_before_sending(
     assert "sending" not in err
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="cms_magic/credentials/static.py words 'no credentials found' in Python terms "
-    "('pass access_key_id= and access_key_secret=', 'arguments access_key_id / "
-    "access_key_secret'); the CLI cannot reword the core's text",
-)
 def test_no_credentials_found_is_said_in_the_command_lines_words(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
