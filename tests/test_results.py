@@ -16,22 +16,12 @@ from cms_magic.errors import ConfigError, InternalError, SendError
 from cms_magic.results import ResendSpec, SendJob, SendResult
 from cms_magic.sending import client as client_module
 from cms_magic.sending.run import Run
+from tests.results_support import make_result
 from tests.sending._helpers import frame, no_sleep_client
 
 
 def _empty(n: int, **kw: Any) -> SendResult:
-    return SendResult(
-        status=np.zeros(n, dtype=np.uint8),
-        batch=np.zeros(n, dtype=np.int32),
-        attempts=np.ones(n, dtype=np.uint16),
-        reasons={},
-        request_index=np.full(n, -1, dtype=np.int32),
-        request_ids=[],
-        index=None,
-        request_records=[],
-        elapsed=1.25,
-        **kw,
-    )
+    return make_result(*([0] * n), elapsed=1.25, **kw)
 
 
 def test_result_frames_and_html() -> None:
@@ -152,26 +142,7 @@ def test_send_job_is_the_public_type_of_a_background_send() -> None:
 
 
 def _mixed(*codes: int, resender: bool = False, **kw: Any) -> SendResult:
-    n = len(codes)
-
-    class Nobody:
-        def resend(self, *args: Any, **kwargs: Any) -> Any:
-            raise AssertionError("not called")
-
-    request = ResendSpec(list(range(n)), {}, False, Nobody()) if resender else None
-    return SendResult(
-        status=np.asarray(codes, dtype=np.uint8),
-        batch=np.zeros(n, dtype=np.int32),
-        attempts=np.ones(n, dtype=np.uint16),
-        reasons={},
-        request_index=np.full(n, -1, dtype=np.int32),
-        request_ids=[],
-        index=None,
-        request_records=[],
-        elapsed=0.5,
-        request=request,
-        **kw,
-    )
+    return make_result(*codes, resender=resender, **kw)
 
 
 def test_the_summary_agrees_in_number() -> None:

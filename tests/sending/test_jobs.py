@@ -27,6 +27,7 @@ from cms_magic.sending.jobs import (
     running_jobs,
     start_background,
 )
+from tests.results_support import make_result
 from tests.sending._helpers import DEMO, Script, frame, no_sleep_client
 
 
@@ -212,18 +213,7 @@ def test_a_cancel_grace_does_not_abort_a_run_that_ended() -> None:
 
 
 def _result(*codes: int) -> SendResult:
-    n = len(codes)
-    return SendResult(
-        status=np.asarray(codes, dtype=np.uint8),
-        batch=np.zeros(n, dtype=np.int32),
-        attempts=np.ones(n, dtype=np.uint16),
-        reasons={},
-        request_index=np.full(n, -1, dtype=np.int32),
-        request_ids=[],
-        index=None,
-        request_records=[],
-        elapsed=0.1,
-    )
+    return make_result(*codes, elapsed=0.1)
 
 
 def _held() -> tuple[concurrent.futures.Future[SendResult], Any]:

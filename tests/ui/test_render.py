@@ -8,15 +8,15 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import pytest
 from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 from cms_magic.progress import Progress
-from cms_magic.results import ResendSpec, SendResult
+from cms_magic.results import SendResult
 from cms_magic.ui.render import PrintProgress, TextDisplayProgress, TqdmProgress, WidgetProgress
+from tests.results_support import make_result
 
 
 @pytest.fixture
@@ -35,20 +35,7 @@ class _Nobody:
 
 
 def result(*codes: int, cancelled: bool = False) -> SendResult:
-    n = len(codes)
-    return SendResult(
-        status=np.asarray(codes, dtype=np.uint8),
-        batch=np.zeros(n, dtype=np.int32),
-        attempts=np.ones(n, dtype=np.uint16),
-        reasons={},
-        request_index=np.full(n, -1, dtype=np.int32),
-        request_ids=[],
-        index=None,
-        request_records=[],
-        elapsed=0.5,
-        request=ResendSpec(list(range(n)), {}, False, _Nobody()),
-        cancelled=cancelled,
-    )
+    return make_result(*codes, resender=True, cancelled=cancelled)
 
 
 def snapshot(done: int, total: int = 4, *, finished: bool = False) -> Progress:
