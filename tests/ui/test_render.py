@@ -29,11 +29,6 @@ def shell() -> Iterator[InteractiveShell]:
     InteractiveShell.clear_instance()
 
 
-class _Nobody:
-    def resend(self, *args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("not called")
-
-
 def result(*codes: int, cancelled: bool = False) -> SendResult:
     return make_result(*codes, resender=True, cancelled=cancelled)
 
