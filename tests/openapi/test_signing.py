@@ -11,9 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote, urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cms_magic.credentials import Credentials, Secret
 from cms_magic.openapi import signing
@@ -379,6 +381,49 @@ def test_path_keeps_slashes_and_escapes_the_rest() -> None:
     assert canonical_uri("/") == "/"
     assert canonical_uri("") == "/"
     assert canonical_uri("/a b/c*d~/数") == "/a%20b/c%2Ad~/%E6%95%B0"
+
+
+TEXT = st.text(st.characters(codec="utf-8"), max_size=40)
+
+
+@settings(max_examples=200, deadline=None)
+@given(TEXT)
+def test_property_encoding_is_the_utf8_byte_rule_and_round_trips(text: str) -> None:
+    encoded = percent_encode(text)
+    assert encoded == "".join(
+        chr(b) if chr(b) in UNRESERVED else f"%{b:02X}" for b in text.encode("utf-8")
+    )
+    assert unquote(encoded) == text
+    assert " " not in encoded
+    assert "+" not in encoded
+    assert "*" not in encoded
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(TEXT, min_size=1, max_size=4))
+def test_property_path_keeps_its_slashes(segments: list[str]) -> None:
+    path = "/" + "/".join(s.replace("/", "") for s in segments)
+    uri = canonical_uri(path)
+    assert uri.count("/") == path.count("/")
+    assert unquote(uri) == path
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[A-Za-z][A-Za-z0-9.]{0,12}", fullmatch=True), TEXT))
+def test_property_a_verifier_rebuilds_the_signature_from_the_wire(query: dict[str, str]) -> None:
+    # The client sends the query form-encoded ('+' for space); a server decodes it and
+    # signs the decoded values again: both must agree, for ACS3 and RPC v2 alike.
+    credentials = signing.StaticCredentials("id", "s3cret")
+    args: dict[str, Any] = {"action": "A", "version": "V", "date": "D", "nonce": "N"}
+    sent = acs3_headers("POST", "h", "/", query, {}, b"", credentials, **args)
+    received = parse_qsl(urlencode(query), keep_blank_values=True)
+    again = acs3_headers("POST", "h", "/", received, {}, b"", credentials, **args)
+    assert again["authorization"] == sent["authorization"]
+    rpc = rpc_query("GET", query, credentials, **args)
+    wire = parse_qsl(urlencode(rpc), keep_blank_values=True)
+    unsigned = [(k, v) for k, v in wire if k != "Signature"]
+    to_sign = rpc_string_to_sign("GET", rpc_canonicalized_query_string(unsigned))
+    assert rpc_signature("s3cret", to_sign) == rpc["Signature"]
 
 
 # ---- secrets ---------------------------------------------------------------------------
