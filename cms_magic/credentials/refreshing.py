@@ -16,6 +16,8 @@ immutable AccessKey id, secret, token and expiry. :class:`RefreshingCredentials`
   triple stops being usable. Once it has expired, callers get a
   :class:`~cms_magic.errors.CredentialsError` naming the source and why (the fetch's error
   text, scrubbed of every secret the machinery knows).
+- A source that answers with the triple it gave last time (same key id and expiry: not
+  renewed yet) has not refreshed: the old schedule holds and the retry backs off.
 - :meth:`RefreshingCredentials.force_refresh` answers an upload's "token expired": the
   triple is dropped, one refresh is made, and every caller gets the new triple.
 - :meth:`RefreshingCredentials.describe` says the source, the masked key id and when the
@@ -325,6 +327,8 @@ class RefreshingCredentials:
             self._sleeper = me
             try:
                 await self._sleep(max(delay, 0.0))
+            except Exception:  # a broken sleep ends the retries; the callers get the failure
+                return outcome
             finally:
                 if self._sleeper is me:
                     self._sleeper = None
@@ -358,6 +362,18 @@ class RefreshingCredentials:
     def _install(self, triple: Triple) -> str | None:
         """Hand ``triple`` out from now on; or why it cannot be (it has expired already)."""
         wall, now = self._clock(), self._monotonic()
+        held = self._triple
+        if (
+            held is not None
+            and triple.expires_at is not None
+            and triple.expires_at == held.expires_at
+            and triple.access_key_id == held.access_key_id
+        ):
+            # Not renewed yet (a URI or metadata service may serve the same keys for a while):
+            # a failed refresh, so the schedule of the first arrival holds and backoff applies.
+            return (
+                f"the source gave the same credentials again (expiring at {_iso(held.expires_at)})"
+            )
         if triple.expires_at is None:
             usable_until = refresh_at = math.inf
         else:

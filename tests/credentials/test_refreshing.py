@@ -85,6 +85,8 @@ class Source:
         self.lifetime = lifetime
         self.calls: list[float] = []
         self.failing = False
+        self.same = False  # answer with the first triple's keys and expiry again
+        self._first_expiry: float | None = None
         self.gate: asyncio.Event | None = None
 
     async def __call__(self) -> Triple:
@@ -92,12 +94,15 @@ class Source:
         if self.gate is not None:
             await self.gate.wait()
         await asyncio.sleep(0)
-        n = len(self.calls)
+        n = 1 if self.same else len(self.calls)
         if self.failing:
             raise ConnectionError(
                 f"STS refused: SecurityToken={TOKEN}-1 secret {SECRET}-1 key {LONG_LIVED}"
             )
         expires = None if self.lifetime is None else self.clock.wall() + self.lifetime
+        if self.same and self._first_expiry is not None:
+            expires = self._first_expiry
+        self._first_expiry = self._first_expiry or expires
         return Triple(
             f"STS.Key{n:04d}abcdefgh", Secret(f"{SECRET}-{n}"), Secret(f"{TOKEN}-{n}"), expires
         )
@@ -339,6 +344,25 @@ def test_retries_are_bounded_and_end_when_the_triple_expires() -> None:
         assert len(source.calls) <= calls + 1
         assert SOURCE in str(info.value)
         assert "could not be refreshed" in str(info.value)
+
+    run(main())
+
+
+def test_a_source_that_serves_the_same_triple_again_is_not_asked_per_request() -> None:
+    async def main() -> None:
+        clock = VirtualClock()
+        source = Source(clock, lifetime=900)
+        source.same = True
+        refreshing = machinery(clock, source)
+        first = await refreshing.current()
+        for _ in range(869):  # a request a second up to the margin before expiry
+            assert await refreshing.current() is first
+            await clock.advance(1)
+        assert 6 <= len(source.calls) - 1 <= 12  # backed off, not once per request
+        assert "same credentials again" in str(refreshing.describe()["refresh_error"])
+        await clock.advance(1)
+        with pytest.raises(CredentialsError, match="same credentials again"):
+            await refreshing.current()
 
     run(main())
 
