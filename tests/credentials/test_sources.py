@@ -6,9 +6,9 @@ from __future__ import annotations
 import asyncio
 import json
 import traceback
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import httpx
@@ -50,8 +50,11 @@ META = "http://127.0.0.1:8"
 Handler = Callable[[httpx.Request], httpx.Response]
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(asyncio.wait_for(main, 10))
+def run(main: Awaitable[T]) -> T:
+    async def bounded() -> T:
+        return await asyncio.wait_for(main, 10)
+
+    return asyncio.run(bounded())
 
 
 def minted(**extra: object) -> dict[str, object]:
