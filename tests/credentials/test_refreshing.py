@@ -252,12 +252,13 @@ def test_a_long_send_fetches_about_once_per_lifetime(
         refreshing = machinery(clock, source)
         margin = min(30.0, refresh_ahead(lifetime) / 2)
         requests = round(duration / interval)
-        handed: set[int] = set()
+        # Keyed by id, holding each triple: a freed triple's id could be reused by the next.
+        handed: dict[int, object] = {}
         for _ in range(requests):
             triple = await refreshing.current()
             assert triple.expires_at is not None
             assert triple.expires_at - clock.wall() >= margin - 1e-9
-            handed.add(id(triple))
+            handed[id(triple)] = triple
             await clock.advance(interval)
         calls = source.calls
         assert len(calls) == len(handed)  # one fetch per triple handed out
