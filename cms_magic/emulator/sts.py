@@ -51,7 +51,13 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from cms_magic.credentials.secret import Secret
 from cms_magic.credentials.static import Credentials, mask
 from cms_magic.emulator.service import EmulatorResponse, demo_credentials, json_response
-from cms_magic.emulator.validation import TOKEN_MARKER, Refusal, show
+from cms_magic.emulator.validation import (
+    TOKEN_MARKER,
+    Refusal,
+    header_fields,
+    header_pairs,
+    show,
+)
 from cms_magic.openapi import signing
 
 __all__ = [
@@ -112,8 +118,7 @@ def _text(status: int, text: str, now: float) -> EmulatorResponse:
 
 
 def _fields(headers: Mapping[str, str] | Iterable[tuple[str, str]]) -> dict[str, str]:
-    items = headers.items() if isinstance(headers, Mapping) else headers
-    return {str(name).strip().lower(): str(value).strip() for name, value in items}
+    return header_fields(header_pairs(headers))  # the upload handler's own reading
 
 
 # --------------------------------------------------------------------------- the registry
