@@ -76,6 +76,7 @@ from cms_magic.sending.jobs import (
     run_foreground,
     start_background,
 )
+from cms_magic.sending.keys import Keys, quota_key
 from cms_magic.sending.quota import TokenBucket, shared_quota
 from cms_magic.sending.retry import RetryPolicy
 from cms_magic.sending.run import Run, RunConfig, Sleep, masked_authorization
@@ -177,7 +178,8 @@ class Client:
         self.monotonic = monotonic
         self.sleep: Sleep = sleep or asyncio.sleep
         self.random = random
-        self.auth = CmsAuth.from_credentials(self.credentials, source_ip=source_ip, clock=clock)
+        #: The keys each request is signed with (one whole triple per request).
+        self.keys = Keys(self.credentials, source_ip=source_ip, clock=clock)
 
     def __repr__(self) -> str:
         # Tolerant of a half-built client: traceback tools call repr on the locals of a
@@ -185,6 +187,13 @@ class Client:
         url = getattr(self, "url", None)
         credentials = getattr(self, "credentials", None)
         return f"Client(url={url!r}, credentials={credentials!r}, qps={getattr(self, 'qps', None)})"
+
+    @property
+    def auth(self) -> CmsAuth | None:
+        """The signer requests use now: the static keys', or the one of a refreshing
+        source's latest triple (None before its first); a plug-in ``httpx`` auth."""
+        signer = self.keys.preview()
+        return None if signer is None else signer.auth
 
     def quota_bucket(self) -> TokenBucket | None:
         """The bucket this client's requests take their slots from (None: no client limit).
@@ -196,13 +205,12 @@ class Client:
             return self.quota
         if self.qps == 0:
             return None
-        return shared_quota(self.credentials.access_key_id, self.qps)
+        return shared_quota(quota_key(self.credentials), self.qps)
 
     def _run(self, data: Any, mapping: dict[str, Any], dry_run: bool) -> Run:
         config = RunConfig(
             url=self.url,
-            credentials=self.credentials,
-            auth=self.auth,
+            keys=self.keys,
             concurrency=self.concurrency,
             timeout=self.timeout,
             retry_policy=self.retry_policy,

@@ -31,7 +31,7 @@ import httpx
 from cms_magic import _state
 from cms_magic.batching import Batch, plan_batches
 from cms_magic.credentials.static import Credentials, mask
-from cms_magic.errors import SendError
+from cms_magic.errors import CredentialsError, SendError
 from cms_magic.events.convert import Conversion
 from cms_magic.progress import Progress, ProgressCallback
 from cms_magic.protocol import UPLOAD_PATH
@@ -58,10 +58,10 @@ from cms_magic.sending.bisection import (
 )
 from cms_magic.sending.inputs import prepare
 from cms_magic.sending.jobs import Control
+from cms_magic.sending.keys import Keys, Signer, is_token_expired
 from cms_magic.sending.outcomes import ResultBuilder
 from cms_magic.sending.quota import TokenBucket, lease_for
 from cms_magic.sending.retry import RetryPolicy, backoff, may_retry
-from cms_magic.signing import CmsAuth
 
 __all__ = ["Run", "RunConfig", "masked_authorization"]
 
@@ -81,8 +81,7 @@ class RunConfig:
     """Everything a run needs from its client (read once per send)."""
 
     url: str
-    credentials: Credentials
-    auth: CmsAuth
+    keys: Keys
     concurrency: int
     timeout: float
     retry_policy: RetryPolicy
@@ -110,6 +109,8 @@ class _Final:
     attempts: int
     latency_ms: float
     sent_at: float
+    #: Refused because the STS token expired, and the keys can be refreshed (not final yet).
+    expired: bool = False
 
     @property
     def status(self) -> Status:
@@ -130,6 +131,18 @@ class _Wire:
 
 class _AuthStop(Exception):
     """The credentials were refused: this worker stops delivering."""
+
+
+class _KeysFailed(Exception):
+    """No usable credentials for the next request (the source failed): the send stops."""
+
+    def __init__(self, error: CredentialsError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+#: Shown in a dry run's preview when a refreshing source has not been asked for keys yet.
+_NOT_FETCHED = Credentials("STS.not-fetched-in-a-dry-run", "-", "-", source="dry run")
 
 
 def masked_authorization(value: str) -> str:
@@ -309,7 +322,9 @@ class Run:
 
     def _dry_run(self, batch: Batch) -> None:
         if self.preview is None:
-            request = self._signed_request(batch.body)
+            signer = self.config.keys.preview() or Keys(_NOT_FETCHED).preview()
+            assert signer is not None
+            request = self._signed_request(batch.body, signer)
             headers = dict(request.headers)
             headers["authorization"] = masked_authorization(headers["authorization"])
             if "x-cms-security-token" in headers:
@@ -361,6 +376,9 @@ class Run:
                     attempts=0,
                 )
             raise
+        except _KeysFailed as failed:
+            self._keys_failed(number, positions, failed.error, wire, earlier)
+            raise _AuthStop from None
         reason = final.decision.reason
         step = next_step(
             final.status,
@@ -410,15 +428,21 @@ class Run:
         policy = config.retry_policy
         began = config.monotonic()
         wire = wire if wire is not None else _Wire()
-        final = await self._attempt(number, body, 1, wire)
+        final, signer = await self._attempt(number, body, 1, wire, may_refresh=True)
         attempt = 1
+        if final.expired:
+            # The token expired: one refresh (shared by every request refused with the same
+            # triple) and the same request signed again, outside the retry budget.
+            signer = await self._refreshed(signer)
+            attempt += 1
+            final, signer = await self._attempt(number, body, attempt, wire, signer=signer)
         while final.decision.retryable and may_retry(policy, attempt, config.monotonic() - began):
             if final.status == "unknown" and earlier is None:  # ambiguous: may be stored
                 earlier = describe(final.verdict, final.http_status)
             wait = backoff(policy, attempt, final.verdict.retry_after, config.random())
             await config.sleep(wait)
             attempt += 1
-            final = await self._attempt(number, body, attempt, wire)
+            final, signer = await self._attempt(number, body, attempt, wire)
         if earlier is not None:
             final.decision = after_ambiguous(final.decision, earlier)
         self.builder.add_request(
@@ -439,7 +463,39 @@ class Run:
         self.requests += 1
         return final, earlier
 
-    def _signed_request(self, body: bytes) -> httpx.Request:
+    async def _refreshed(self, used: Signer) -> Signer:
+        try:
+            fresh = await self.config.keys.refresh(used)
+        except CredentialsError as exc:
+            raise _KeysFailed(exc) from None
+        assert fresh is not None  # only refreshing keys mark an answer ``expired``
+        return fresh
+
+    def _keys_failed(
+        self,
+        number: int,
+        positions: list[int],
+        error: CredentialsError,
+        wire: _Wire,
+        earlier: str | None,
+    ) -> None:
+        """The source gave no usable keys for this batch: the send stops, the batch's rows
+        are ``not_sent`` (``unknown`` if an earlier attempt may have stored them)."""
+        self.builder.stop(
+            SendError(
+                f"{error}; the rows not sent can be resent with result.retry() once the "
+                "credentials work again",
+                option="credentials",
+            )
+        )
+        if wire.ambiguous or earlier is not None:
+            status: Status = "unknown"
+            reason = f"unknown: an earlier attempt may have stored these events; then {error}"
+        else:
+            status, reason = "not_sent", f"not sent: {error}"
+        self.builder.settle(positions, status, reason, batch=number, attempts=wire.attempts)
+
+    def _signed_request(self, body: bytes, signer: Signer) -> httpx.Request:
         """The upload request for ``body``, signed now (each attempt: a fresh Date)."""
         request = httpx.Request(
             "POST",
@@ -448,21 +504,37 @@ class Run:
             headers=_JSON_HEADERS,
             extensions={"timeout": self.timeouts},
         )
-        self.config.auth.sign(request)
+        signer.auth.sign(request)
         return request
 
-    async def _attempt(self, number: int, body: bytes, attempt: int, wire: _Wire) -> _Final:
+    async def _attempt(
+        self,
+        number: int,
+        body: bytes,
+        attempt: int,
+        wire: _Wire,
+        *,
+        signer: Signer | None = None,
+        may_refresh: bool = False,
+    ) -> tuple[_Final, Signer]:
         """One signed POST, and what its answer (or its failure) means. ``wire`` counts the
-        attempts that started to go out (an abort before any leaves the rows ``not_sent``)."""
+        attempts that started to go out (an abort before any leaves the rows ``not_sent``).
+        Signed by ``signer``, else by the keys' current one; with ``may_refresh``, a refusal
+        for an expired token is marked ``expired`` instead of stopping the send."""
         config = self.config
         quota = config.quota
         if quota is not None:
             delay = quota.reserve()
             if delay > 0:
                 await config.sleep(delay)
+        if signer is None:
+            try:
+                signer = await config.keys.signer()
+            except CredentialsError as exc:
+                raise _KeysFailed(exc) from None
         sent_at = config.clock()
         began = time.perf_counter()
-        request = self._signed_request(body)
+        request = self._signed_request(body, signer)
         assert self.transport is not None
         wire.attempts += 1
         wire.in_flight = True
@@ -481,19 +553,25 @@ class Run:
         wire.in_flight = False  # answered (or failed): an abort from here on is not in flight
         # Server text (and exception text, which may quote it) is scrubbed here, once:
         # every record, reason, error, summary and log line below is made from it.
-        secrets = answer_secrets(config.credentials, request.headers.get("authorization"))
+        secrets = answer_secrets(signer.credentials, request.headers.get("authorization"))
         verdict, decision = scrub_answer(verdict, decision, secrets)
         shown = decision.reason if http_status is None else verdict.outcome
         log.debug("batch %d attempt %d: %s", number, attempt, shown)
-        if verdict.outcome == "auth" and self.builder.error is None:
-            self.builder.stop(auth_error(verdict, config.credentials, http_status or 403))
+        expired = (
+            verdict.outcome == "auth"
+            and may_refresh
+            and config.keys.refreshing
+            and is_token_expired(verdict.code, verdict.msg)
+        )
+        if verdict.outcome == "auth" and not expired and self.builder.error is None:
+            self.builder.stop(auth_error(verdict, signer.credentials, http_status or 403))
         if decision.error:
             self.errors += 1
         latency = (time.perf_counter() - began) * 1000
-        final = _Final(decision, verdict, http_status, attempt, latency, sent_at)
+        final = _Final(decision, verdict, http_status, attempt, latency, sent_at, expired)
         if final.status == "unknown":
             wire.ambiguous = True  # this attempt may have stored the events
-        return final
+        return final, signer
 
     def _check_clock_skew(self, server_date: str | None) -> None:
         """Warn once per endpoint when the server's clock and ours differ by over 5 minutes."""
