@@ -42,6 +42,7 @@ from cms_magic.settings import ENV_ENDPOINT, ENV_REGION
 
 if TYPE_CHECKING:
     from cms_magic.credentials import Credentials
+    from cms_magic.credentials.refreshing import RefreshingCredentials
 
 __all__ = [
     "LOCAL",
@@ -143,8 +144,11 @@ class Target:
         return embedded().url
 
     def credentials(
-        self, *, profile: str | None = None, explicit: Credentials | None = None
-    ) -> Credentials:
+        self,
+        *,
+        profile: str | None = None,
+        explicit: Credentials | RefreshingCredentials | None = None,
+    ) -> Credentials | RefreshingCredentials:
         """The credentials that apply: ``explicit`` if given; the emulator's demo key for the
         local emulator; else what :func:`~cms_magic.resolve_credentials` finds (``profile``)."""
         if explicit is not None:

@@ -61,7 +61,6 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import httpx
 import numpy as np
 
-from cms_magic.credentials.static import Credentials
 from cms_magic.errors import InternalError
 from cms_magic.progress import Progress, ProgressCallback, progress_callback
 from cms_magic.protocol import DEFAULT_QPS, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
@@ -76,7 +75,7 @@ from cms_magic.sending.jobs import (
     run_foreground,
     start_background,
 )
-from cms_magic.sending.keys import Keys, quota_key
+from cms_magic.sending.keys import AnyCredentials, Keys, quota_key
 from cms_magic.sending.quota import TokenBucket, shared_quota
 from cms_magic.sending.retry import RetryPolicy
 from cms_magic.sending.run import Run, RunConfig, Sleep, masked_authorization
@@ -131,7 +130,7 @@ class Client:
         endpoint: str | Target | None = None,
         *,
         internal: bool = False,
-        credentials: Credentials | None = None,
+        credentials: AnyCredentials | None = None,
         profile: str | None = None,
         qps: float = DEFAULT_QPS,
         concurrency: int = DEFAULT_CONCURRENCY,
@@ -338,7 +337,7 @@ def send(
     *,
     endpoint: str | Target | None = ...,
     internal: bool = ...,
-    credentials: Credentials | None = ...,
+    credentials: AnyCredentials | None = ...,
     profile: str | None = ...,
     dry_run: bool = ...,
     background: Literal[False] = ...,
@@ -361,7 +360,7 @@ def send(
     *,
     endpoint: str | Target | None = ...,
     internal: bool = ...,
-    credentials: Credentials | None = ...,
+    credentials: AnyCredentials | None = ...,
     profile: str | None = ...,
     dry_run: bool = ...,
     background: Literal[True],
@@ -384,7 +383,7 @@ def send(
     *,
     endpoint: str | Target | None = ...,
     internal: bool = ...,
-    credentials: Credentials | None = ...,
+    credentials: AnyCredentials | None = ...,
     profile: str | None = ...,
     dry_run: bool = ...,
     background: bool,
@@ -406,7 +405,7 @@ def send(
     *,
     endpoint: str | Target | None = None,
     internal: bool = False,
-    credentials: Credentials | None = None,
+    credentials: AnyCredentials | None = None,
     profile: str | None = None,
     dry_run: bool = False,
     background: bool = False,
