@@ -40,7 +40,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,8 @@ from typing import Any
 import httpx
 import numpy as np
 import pandas as pd
+from bench_credentials import bench_import, bench_signing
+from common import Config, Row, mb, rate, spread, verdict
 
 import cms_magic
 from cms_magic.batching import plan_batches
@@ -66,56 +68,6 @@ MAPPING = {
     "group_id_col": "group_id",
     "time_col": "ts",
 }
-
-
-# --------------------------------------------------------------------------- table rows
-
-
-@dataclass
-class Row:
-    """One line of the results table."""
-
-    bench: str
-    name: str
-    figure: str
-    baseline: str
-    ratio: str
-    target: str
-    result: str  # PASS, FAIL, SKIP, ERROR or INFO
-    notes: list[str] = field(default_factory=list)
-
-
-@dataclass(frozen=True)
-class Config:
-    quick: bool
-
-    @property
-    def mode(self) -> str:
-        return "quick" if self.quick else "full"
-
-
-def verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
-def spread(values: Sequence[float], unit: str, digits: int = 0) -> str:
-    """A figure cell: ``median unit (n=5, min-max)``."""
-
-    def num(value: float) -> str:
-        return f"{value:,.{digits}f}"
-
-    median = f"{num(statistics.median(values))} {unit}"
-    if len(values) == 1:
-        return f"{median} (n=1)"
-    return f"{median} (n={len(values)}, {num(min(values))}-{num(max(values))})"
-
-
-def rate(value: float) -> str:
-    return f"{value:,.0f} ev/s"
-
-
-def mb(value: float) -> str:
-    return f"{value:,.1f} MB"
 
 
 # --------------------------------------------------------------------------- the input frame
@@ -968,6 +920,8 @@ REGISTRY: dict[int, tuple[str, Callable[[Config], list[Row]]]] = {
     3: ("loopback end to end, quota off", bench_e2e),
     4: ("quota", bench_quota),
     5: ("%load_ext import cost", bench_magic_import),
+    6: ("signing with refreshing credentials", bench_signing),
+    7: ("import cms_magic", bench_import),
 }
 
 
