@@ -22,10 +22,16 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_MAX_BISECT_REQUESTS",
     "DEFAULT_MAX_TIME",
+    "DEFAULT_METADATA_URL",
     "DEFAULT_QPS",
     "DEFAULT_TIMEOUT",
     "ENV_ENDPOINT",
+    "ENV_METADATA_URL",
+    "ENV_METADATA_V1",
     "ENV_REGION",
+    "ENV_STS_ENDPOINT",
+    "ENV_STS_REGION",
+    "ENV_STS_VPC",
     "Setting",
     "check_concurrency",
     "check_count",
@@ -50,6 +56,20 @@ DEFAULT_CHUNK_ROWS: Final = 10_000
 ENV_ENDPOINT: Final = "CMS_MAGIC_ENDPOINT"
 #: The region id, as Alibaba Cloud's SDKs read it.
 ENV_REGION: Final = "ALIBABA_CLOUD_REGION_ID"
+
+#: The STS endpoint (a host or a URL) for AssumeRole / AssumeRoleWithOIDC; tests point it
+#: at loopback. Unset: ``sts.<region>.aliyuncs.com`` (see :mod:`cms_magic.credentials.chain`).
+ENV_STS_ENDPOINT: Final = "CMS_MAGIC_STS_ENDPOINT"
+#: STS's region, as the official credentials library reads it (before ``ENV_REGION``).
+ENV_STS_REGION: Final = "ALIBABA_CLOUD_STS_REGION"
+#: ``true``: STS's VPC endpoint ``sts-vpc.<region>.aliyuncs.com`` (the credentials library's).
+ENV_STS_VPC: Final = "ALIBABA_CLOUD_VPC_ENDPOINT_ENABLED"
+#: The instance metadata's base URL, used only when an ECS RAM role was asked for.
+ENV_METADATA_URL: Final = "CMS_MAGIC_METADATA_URL"
+#: The instance metadata's address on ECS (only ever contacted when the role was asked for).
+DEFAULT_METADATA_URL: Final = "http://100.100.100.200"
+#: ``1``/``true``: the metadata may be read without an IMDSv2 token (IMDSv1). Default: no.
+ENV_METADATA_V1: Final = "CMS_MAGIC_METADATA_V1"
 
 T = TypeVar("T")
 

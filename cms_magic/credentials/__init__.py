@@ -1,6 +1,8 @@
-"""Where the AccessKey comes from: arguments, the environment, the aliyun CLI's config,
-``credentials.ini`` (see :mod:`cms_magic.credentials.static` for the chain)."""
+"""Where the AccessKey comes from: arguments, the environment, OIDC / RRSA, a credentials
+URI, the aliyun CLI's config, ``credentials.ini`` and, when asked for, the ECS RAM role (see
+:mod:`cms_magic.credentials.static` for the chain)."""
 
+from cms_magic.credentials.refreshing import RefreshingCredentials
 from cms_magic.credentials.secret import Secret
 from cms_magic.credentials.static import (
     ENV_ACCESS_KEY_ID,
@@ -20,6 +22,7 @@ __all__ = [
     "ENV_PROFILE",
     "ENV_SECURITY_TOKEN",
     "Credentials",
+    "RefreshingCredentials",
     "Secret",
     "mask",
     "resolve_credentials",

@@ -38,8 +38,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Final
 
+from cms_magic.credentials.accesskey import Credentials, mask
 from cms_magic.credentials.secret import Secret
-from cms_magic.credentials.static import Credentials, mask
 from cms_magic.errors import CredentialsError
 from cms_magic.redact import scrub
 
@@ -181,11 +181,14 @@ def _iso(timestamp: object) -> str | None:
 class RefreshingCredentials:
     """Hands out triples from ``fetch`` and refreshes them ahead of expiry (see the module).
 
-    ``source`` names the source in errors and :meth:`describe` (``"STS AssumeRole (profile
-    'x')"``). ``known_secrets`` are the source's own long-lived secrets (the AccessKey secret
-    AssumeRole signs with, an OIDC token): scrubbed, with every triple's secret and token,
-    out of any error text. ``clock`` is the wall clock (expiry), ``monotonic`` the clock of
-    the schedule, ``sleep`` the backoff's wait.
+    ``source`` names the source and its profile or role in errors and :meth:`describe`
+    (``"aliyun CLI profile 'ci' (RamRoleArn acs:ram::1:role/x, ~/.aliyun/config.json)"``).
+    ``quota_key`` is what requests signed with its triples share a quota by (each minted key
+    id differs, so: the role ARN, the URI...; default: ``source``). ``known_secrets`` are the
+    source's own long-lived secrets (the AccessKey secret AssumeRole signs with, an OIDC
+    token): scrubbed, with every triple's secret and token, out of any error text. ``clock``
+    is the wall clock (expiry), ``monotonic`` the clock of the schedule, ``sleep`` the
+    backoff's wait. Building one contacts nothing: the first :meth:`current` fetches.
     """
 
     def __init__(
@@ -193,6 +196,7 @@ class RefreshingCredentials:
         fetch: Fetch,
         *,
         source: str,
+        quota_key: str | None = None,
         known_secrets: Iterable[Secret] = (),
         margin: float = DEFAULT_MARGIN,
         backoff: float = DEFAULT_BACKOFF,
@@ -210,8 +214,12 @@ class RefreshingCredentials:
             raise CredentialsError(
                 "must be a finite number >= backoff", option="backoff_cap", value=backoff_cap
             )
+        if quota_key is not None and (not isinstance(quota_key, str) or not quota_key.strip()):
+            raise CredentialsError("must be a non-empty string or None", option="quota_key")
         self._fetch = fetch
         self.source = source
+        #: What requests signed with this source's triples share a quota by.
+        self.quota_key = source if quota_key is None else quota_key
         self._known: tuple[Secret, ...] = tuple(Secret(s) for s in known_secrets)
         self._margin = margin
         self._backoff = backoff
@@ -256,6 +264,12 @@ class RefreshingCredentials:
             return await self.current()
         self._usable_until = self._refresh_at = -math.inf  # the old triple is handed out no more
         return await self._refresh_now()
+
+    @property
+    def masked_id(self) -> str | None:
+        """The current triple's AccessKey id, masked; ``None`` before the first fetch."""
+        triple = self._triple
+        return None if triple is None else triple.masked_id
 
     def describe(self) -> dict[str, object]:
         """Where the credentials come from and when they expire (for ``whoami``); the key id

@@ -31,6 +31,15 @@ import httpx
 
 from cms_magic.credentials.refreshing import Fetch, Triple
 from cms_magic.credentials.secret import Secret
+from cms_magic.credentials.specs import (
+    ENV_CREDENTIALS_URI,
+    ENV_ECS_METADATA,
+    ENV_OIDC_PROVIDER_ARN,
+    ENV_OIDC_TOKEN_FILE,
+    ENV_ROLE_ARN,
+    ENV_ROLE_SESSION_NAME,
+    shown_uri,
+)
 from cms_magic.errors import CredentialsError
 from cms_magic.openapi.signing import (
     CredentialsLike,
@@ -40,6 +49,7 @@ from cms_magic.openapi.signing import (
     rpc_query,
 )
 from cms_magic.redact import scrub
+from cms_magic.settings import ENV_STS_ENDPOINT
 
 __all__ = [
     "DEFAULT_TIMEOUT",
@@ -63,13 +73,6 @@ __all__ = [
 ]
 
 STS_VERSION: Final = "2015-04-01"
-ENV_STS_ENDPOINT: Final = "CMS_MAGIC_STS_ENDPOINT"
-ENV_ROLE_ARN: Final = "ALIBABA_CLOUD_ROLE_ARN"
-ENV_OIDC_PROVIDER_ARN: Final = "ALIBABA_CLOUD_OIDC_PROVIDER_ARN"
-ENV_OIDC_TOKEN_FILE: Final = "ALIBABA_CLOUD_OIDC_TOKEN_FILE"  # noqa: S105 (a variable name)
-ENV_ROLE_SESSION_NAME: Final = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
-ENV_CREDENTIALS_URI: Final = "ALIBABA_CLOUD_CREDENTIALS_URI"
-ENV_ECS_METADATA: Final = "ALIBABA_CLOUD_ECS_METADATA"
 
 #: Connect 5 s, everything else 10 s (the credentials library's URI timeouts).
 DEFAULT_TIMEOUT: Final = httpx.Timeout(10.0, connect=5.0)
@@ -369,7 +372,7 @@ def credentials_uri(uri: str, *, client: Client = None) -> Fetch:
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise CredentialsError("must be an http(s) URL", option=ENV_CREDENTIALS_URI)
-    source = f"credentials URI ({parts.scheme}://{parts.netloc}{parts.path})"
+    source = f"credentials URI ({shown_uri(uri)})"  # no user info or query: either may hold a key
 
     async def fetch() -> Triple:
         response = await _request(client, source, "GET", uri, ())
@@ -488,10 +491,9 @@ def chain_from_environment(
         )
     uri = value(ENV_CREDENTIALS_URI)
     if uri:
-        parts = urlsplit(uri)
         return ConfiguredSource(
             "uri",
-            f"credentials URI {parts.scheme}://{parts.netloc}{parts.path}",
+            f"credentials URI {shown_uri(uri)}",
             credentials_uri(uri, client=client),
         )
     role = value(ENV_ECS_METADATA)

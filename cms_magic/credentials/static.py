@@ -1,20 +1,44 @@
-"""AccessKey credentials and where they come from.
+"""Credentials and where they come from: the chain.
 
-:func:`resolve_credentials` looks, in this order, at:
+:func:`resolve_credentials` looks, in this order, and takes the first source found:
 
 1. the ``access_key_id`` / ``access_key_secret`` (/ ``security_token``) arguments;
 2. the environment: ``ALIBABA_CLOUD_ACCESS_KEY_ID``, ``ALIBABA_CLOUD_ACCESS_KEY_SECRET``
    and, for STS, ``ALIBABA_CLOUD_SECURITY_TOKEN``;
-3. the Alibaba Cloud CLI configuration ``~/.aliyun/config.json`` (modes ``AK`` and
-   ``StsToken``);
-4. the credentials file ``~/.alibabacloud/credentials.ini``, or the file named by
-   ``ALIBABA_CLOUD_CREDENTIALS_FILE`` (types ``access_key`` and ``sts``).
+3. OIDC / RRSA (ACK pods): ``ALIBABA_CLOUD_ROLE_ARN``, ``ALIBABA_CLOUD_OIDC_PROVIDER_ARN``
+   and ``ALIBABA_CLOUD_OIDC_TOKEN_FILE`` all set (``ALIBABA_CLOUD_ROLE_SESSION_NAME``
+   optional): STS ``AssumeRoleWithOIDC``, the token file re-read at each refresh;
+4. a credentials service: ``ALIBABA_CLOUD_CREDENTIALS_URI`` (``GET``, JSON with ``Code``
+   ``Success``, ``AccessKeyId``, ``AccessKeySecret``, ``SecurityToken``, ``Expiration``);
+5. the Alibaba Cloud CLI configuration ``~/.aliyun/config.json``, modes ``AK``,
+   ``StsToken``, ``RamRoleArn`` (AssumeRole signed with the profile's key: ``ram_role_arn``,
+   ``ram_session_name``, ``expired_seconds``, ``external_id``, ``policy``, ``sts_region``,
+   ``sts_endpoint``), ``EcsRamRole`` (``ram_role_name``; empty: the instance's role),
+   ``ChainableRamRoleArn`` (``source_profile``'s credentials, static or refreshing, then
+   AssumeRole), ``OIDC`` (``ram_role_arn``, ``oidc_provider_arn``, ``oidc_token_file``) and
+   ``CredentialsURI`` (``credentials_uri``); any other mode is an error that names it;
+6. the credentials file ``~/.alibabacloud/credentials.ini``, or the file named by
+   ``ALIBABA_CLOUD_CREDENTIALS_FILE``, types ``access_key``, ``sts``, ``ram_role_arn``
+   (``access_key_id``, ``access_key_secret``, ``role_arn``, ``role_session_name``,
+   ``policy``), ``ecs_ram_role`` (``role_name``) and ``oidc_role_arn`` (``role_arn``,
+   ``oidc_provider_arn``, ``oidc_token_file_path``, ``role_session_name``, ``policy``);
+7. the ECS instance's RAM role, **only when asked for** by ``ALIBABA_CLOUD_ECS_METADATA=<role
+   name>`` (or by a CLI mode ``EcsRamRole`` / ini type ``ecs_ram_role`` at steps 5 and 6):
+   never as a silent fallback, so nothing here contacts the metadata address on its own.
 
-The profile of steps 3 and 4 is the ``profile`` argument, else
-``ALIBABA_CLOUD_PROFILE``, else the CLI's ``current`` profile (step 3 only), else
+Steps 1, 2 and the static modes and types give :class:`Credentials`; the others a
+:class:`~cms_magic.credentials.refreshing.RefreshingCredentials`, which fetches on first
+use and refreshes ahead of expiry. Resolving contacts nothing. A profile whose field is
+missing is an error naming the field; the field names are the official tools' (see
+:mod:`cms_magic.credentials.files`), the settings the refreshing sources use (STS endpoint
+and region, metadata URL, IMDSv1) are listed in :mod:`cms_magic.credentials.chain`.
+
+The profile of steps 5 and 6 is the ``profile`` argument, else
+``ALIBABA_CLOUD_PROFILE``, else the CLI's ``current`` profile (step 5 only), else
 ``default``. A ``profile`` argument is an explicit request for that profile, so it
-skips step 2 (as botocore does with an explicit profile name): environment keys
-never silently replace the profile a caller asked for.
+skips the environment's steps 2, 3, 4 and 7 (as botocore drops its environment provider
+for an explicit profile): environment keys never silently replace the profile a caller
+asked for.
 
 A secret never appears in a repr, a str or an exception message: the AccessKey id
 is shown masked, a token only as present or not, and a malformed file is
@@ -25,7 +49,7 @@ Nor in a traceback rendered with its frames' locals (``%xmode Verbose``,
 trackers), nor on a chained exception: the secret and the token are wrapped in a
 :class:`~cms_magic.credentials.secret.Secret` the moment they are read (from an
 argument, the environment or a file); the environment mapping and a file's text
-live only in helpers that return a value or a :class:`_Problem`, never raise, so
+live only in helpers that return a value or a :class:`Problem`, never raise, so
 their frames are gone before any error is raised, and no error is raised inside an
 ``except`` block (so ``__context__`` is empty too).
 """
@@ -36,11 +60,28 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-from cms_magic.credentials.files import Draft, Problem, read_cli, read_ini
+from cms_magic.credentials.accesskey import Credentials, mask
+from cms_magic.credentials.chain import (
+    ENV_CREDENTIALS_URI,
+    ENV_ECS_METADATA,
+    ENV_OIDC_PROVIDER_ARN,
+    ENV_OIDC_TOKEN_FILE,
+    ENV_ROLE_ARN,
+    EnvironmentSources,
+    Settings,
+    build,
+    read_environment_sources,
+)
+from cms_magic.credentials.files import read_cli, read_ini
+from cms_magic.credentials.refreshing import RefreshingCredentials
 from cms_magic.credentials.secret import Secret
+from cms_magic.credentials.specs import Draft, Problem, Spec
 from cms_magic.errors import CredentialsError, NoCredentialsError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 __all__ = [
     "ENV_ACCESS_KEY_ID",
@@ -49,6 +90,7 @@ __all__ = [
     "ENV_PROFILE",
     "ENV_SECURITY_TOKEN",
     "Credentials",
+    "RefreshingCredentials",
     "Secret",
     "mask",
     "resolve_credentials",
@@ -69,125 +111,15 @@ _DEFAULT_PROFILE = "default"
 _HOW_TO: Final = (
     f"set {ENV_ACCESS_KEY_ID} and {ENV_ACCESS_KEY_SECRET} (plus {ENV_SECURITY_TOKEN} for "
     "an STS token)",
-    "run `aliyun configure --mode AK` (or StsToken)",
+    "run `aliyun configure --mode AK` (or StsToken, RamRoleArn, EcsRamRole, OIDC...)",
     "write a [default] section with type = access_key, access_key_id and access_key_secret "
     f"to {_INI_FILE_DISPLAY}",
+    f"on ACK with RRSA, set {ENV_ROLE_ARN}, {ENV_OIDC_PROVIDER_ARN} and {ENV_OIDC_TOKEN_FILE}; "
+    f"on ECS, set {ENV_ECS_METADATA} to the instance's RAM role name",
 )
 
-
-def mask(value: str) -> str:
-    """Mask a key for display: ``LTAI5tAbCdEfGh1234abcd`` -> ``LTAI****abcd``.
-
-    Values of 12 characters or more keep their first and last 4; from 6 to 11
-    characters only the last 2; shorter values show nothing.
-    """
-    if len(value) >= 12:
-        return f"{value[:4]}****{value[-4:]}"
-    if len(value) >= 6:
-        return f"****{value[-2:]}"
-    return "****"
-
-
-def _wrap(value: object, option: str, *, optional: bool) -> Secret | Problem | None:
-    """``value`` stripped and wrapped in a :class:`Secret`, or what is wrong with it.
-
-    ``None`` (and, when ``optional``, an empty value) gives ``None``. Never raises, so
-    this frame, which holds the text, is never on a traceback.
-    """
-    if value is None and optional:
-        return None
-    if isinstance(value, Secret | str):
-        text = (value.reveal() if isinstance(value, Secret) else value).strip()
-    else:
-        kind = "a string or None" if optional else "a string"
-        return Problem(f"must be {kind}, got a {type(value).__name__}", option)
-    if not text:
-        return None if optional else Problem("must not be empty", option)
-    if not text.isprintable():
-        return Problem("must not contain control characters", option)
-    return Secret(text)
-
-
-def _as_secret(value: object) -> Secret | Problem:
-    wrapped = _wrap(value, "access_key_secret", optional=False)
-    return Problem("must not be empty", "access_key_secret") if wrapped is None else wrapped
-
-
-def _as_token(value: object) -> Secret | Problem | None:
-    return _wrap(value, "security_token", optional=True)
-
-
-def _check_id(value: object) -> str | Problem:
-    if not isinstance(value, str):
-        return Problem(f"must be a string, got a {type(value).__name__}", "access_key_id")
-    text = value.strip()
-    if not text:
-        return Problem("must not be empty", "access_key_id")
-    if any(ch.isspace() or ch == ":" or not ch.isprintable() for ch in text):
-        return Problem(
-            f"must not contain whitespace, ':' or control characters, got {mask(text)!r} (masked)",
-            "access_key_id",
-        )
-    return text
-
-
-@dataclass(frozen=True, init=False)
-class Credentials:
-    """An AccessKey pair, an optional STS token, and a note of where they came from.
-
-    ``access_key_secret`` and ``security_token`` are :class:`Secret` values (given as
-    plain strings, they are wrapped): masked in every rendering, their text only
-    through ``.reveal()``. Values are stripped of surrounding whitespace; an empty
-    token becomes ``None``. The repr and str show only the masked id, whether a token
-    is set, and the source.
-    """
-
-    access_key_id: str
-    access_key_secret: Secret
-    security_token: Secret | None
-    source: str
-
-    def __init__(
-        self,
-        access_key_id: str,
-        access_key_secret: str | Secret,
-        security_token: str | Secret | None = None,
-        source: str = "explicit",
-    ) -> None:
-        secret = _as_secret(access_key_secret)
-        token = _as_token(security_token)
-        del access_key_secret, security_token  # this frame may be on the traceback below
-        key_id = _check_id(access_key_id)
-        if isinstance(key_id, Problem):
-            raise key_id.error()
-        if isinstance(secret, Problem):
-            raise secret.error()
-        if isinstance(token, Problem):
-            raise token.error()
-        if not isinstance(source, str):
-            raise CredentialsError(
-                f"must be a string, got a {type(source).__name__}", option="source"
-            )
-        object.__setattr__(self, "access_key_id", key_id)
-        object.__setattr__(self, "access_key_secret", secret)
-        object.__setattr__(self, "security_token", token)
-        object.__setattr__(self, "source", source)
-
-    @property
-    def masked_id(self) -> str:
-        """The AccessKey id, masked for display."""
-        return mask(self.access_key_id)
-
-    def __repr__(self) -> str:
-        # getattr: a half-built instance (its __init__ raising) is repr'd by traceback tools
-        key_id = getattr(self, "access_key_id", None)
-        token = "<set>" if getattr(self, "security_token", None) else "None"
-        return (
-            f"Credentials(access_key_id={None if key_id is None else mask(key_id)!r}, "
-            f"security_token={token}, source={getattr(self, 'source', None)!r})"
-        )
-
-    __str__ = __repr__
+#: The resolution's result: static keys, or a source that fetches and refreshes them.
+ResolvedCredentials = Credentials | RefreshingCredentials
 
 
 @dataclass(frozen=True)
@@ -199,9 +131,12 @@ class _Environment:
     token: Secret | None
     profile: str | None
     credentials_file: str | None
+    sources: EnvironmentSources | None
+    settings: Settings
+    problem: Problem | None
 
 
-def _read_environment(env: Mapping[str, str] | None) -> _Environment:
+def _read_environment(env: Mapping[str, str] | None, options: dict[str, Any]) -> _Environment:
     """The variables the chain uses; the mapping itself (which may hold any secret of the
     process) stays in this frame, gone once it returns."""
     environ: Mapping[str, str] = os.environ if env is None else env
@@ -211,12 +146,16 @@ def _read_environment(env: Mapping[str, str] | None) -> _Environment:
         return text if isinstance(text, str) and text.strip() else None
 
     secret, token = value(ENV_ACCESS_KEY_SECRET), value(ENV_SECURITY_TOKEN)
+    found = read_environment_sources(environ, **options)
     return _Environment(
         key_id=value(ENV_ACCESS_KEY_ID),
         secret=None if secret is None else Secret(secret),
         token=None if token is None else Secret(token),
         profile=value(ENV_PROFILE),
         credentials_file=value(ENV_CREDENTIALS_FILE),
+        sources=None if isinstance(found, Problem) else found[0],
+        settings=Settings() if isinstance(found, Problem) else found[1],
+        problem=found if isinstance(found, Problem) else None,
     )
 
 
@@ -228,20 +167,43 @@ def resolve_credentials(
     profile: str | None = None,
     env: Mapping[str, str] | None = None,
     home: Path | None = None,
-) -> Credentials:
-    """Find credentials: arguments, environment, aliyun CLI config, credentials file.
+    region: str | None = None,
+    sts_endpoint: str | None = None,
+    metadata_url: str | None = None,
+    allow_imds_v1: bool | None = None,
+    client: Any = None,
+    clock: Callable[[], float] | None = None,
+) -> Credentials | RefreshingCredentials:
+    """Find credentials along the chain (see the module): static :class:`Credentials`, or a
+    :class:`~cms_magic.credentials.refreshing.RefreshingCredentials` for a role, OIDC, a
+    credentials URI or the ECS RAM role. Nothing is contacted: a refreshing source fetches
+    at its first ``current()``.
 
     ``env`` defaults to :data:`os.environ` and ``home`` to :meth:`Path.home`; tests pass
-    their own. Raises :class:`~cms_magic.errors.CredentialsError` when half a pair is
-    given, when a source is malformed or uses an unsupported mode, when an explicitly
-    chosen profile exists nowhere, and when nothing resolves (the message then lists
-    every place looked and how to provide credentials).
+    their own. ``region`` is the STS region to fall back on (a skin's target region);
+    ``sts_endpoint``, ``metadata_url`` and ``allow_imds_v1`` override their environment
+    variables (see :mod:`cms_magic.credentials.chain`); ``client`` is an
+    :class:`httpx.AsyncClient` or transport every fetch goes through (tests: an
+    :class:`httpx.MockTransport`); ``clock`` the wall clock of signatures and expiry.
+
+    Raises :class:`~cms_magic.errors.CredentialsError` when half a pair is given, when a
+    source is malformed, misses a field (named) or uses an unsupported mode (named), when
+    an explicitly chosen profile exists nowhere, and when nothing resolves (the message
+    then lists every place looked and how to provide credentials).
     """
     # Wrapped at once: no frame of the chain holds a plain secret, token or environment.
     secret = None if access_key_secret is None else _opaque(access_key_secret)
     token = None if security_token is None else _opaque(security_token)
     del access_key_secret, security_token
-    environment = _read_environment(env)
+    options = {
+        "region": region,
+        "sts_endpoint": sts_endpoint,
+        "metadata_url": metadata_url,
+        "allow_imds_v1": allow_imds_v1,
+        "client": client,
+        "clock": clock,
+    }
+    environment = _read_environment(env, options)
     del env
     home_dir = Path.home() if home is None else home
 
@@ -256,31 +218,41 @@ def resolve_credentials(
         raise CredentialsError(
             "was given without access_key_id and access_key_secret", option="security_token"
         )
+    if environment.problem is not None:
+        raise environment.problem.error()
+    sources, settings = environment.sources, environment.settings
+    assert sources is not None
 
-    # 2. environment, unless a profile was asked for by argument
+    # 2. environment keys, 3. OIDC / RRSA, 4. credentials URI: unless a profile was asked
+    # for by argument
     if profile is None:
         found = _from_env(environment)
         if found is not None:
             return found
+        for spec in (sources.oidc, sources.uri):
+            if spec is not None:
+                return _refreshing(spec, settings)
 
     chosen, chosen_from = _choose_profile(profile, environment)
 
-    # 3. aliyun CLI
+    # 5. aliyun CLI
     cli_path = home_dir / _CLI_CONFIG
-    cli = read_cli(cli_path, chosen)
+    cli = read_cli(cli_path, chosen, display=_CLI_CONFIG_DISPLAY)
     if isinstance(cli, Problem):
         raise cli.error()
     if cli.found is not None:
-        return _build(cli.found, f"aliyun CLI profile {cli.name!r} ({_CLI_CONFIG_DISPLAY})")
+        source = f"aliyun CLI profile {cli.name!r} ({_CLI_CONFIG_DISPLAY})"
+        return _resolved(cli.found, source, settings)
 
-    # 4. credentials.ini
+    # 6. credentials.ini
     ini_path, ini_display = _ini_location(environment, home_dir)
     ini_name = chosen or _DEFAULT_PROFILE
-    ini = read_ini(ini_path, ini_name, explicit=chosen is not None)
+    ini = read_ini(ini_path, ini_name, explicit=chosen is not None, display=ini_display)
     if isinstance(ini, Problem):
         raise ini.error()
     if ini.found is not None:
-        return _build(ini.found, f"credentials file profile {ini_name!r} ({ini_display})")
+        source = f"credentials file profile {ini_name!r} ({ini_display})"
+        return _resolved(ini.found, source, settings)
 
     cli_state = _file_state(cli.profiles)
     ini_state = _file_state(ini.profiles)
@@ -289,17 +261,40 @@ def resolve_credentials(
             f"profile {chosen!r} ({chosen_from}) was not found: "
             f"aliyun CLI config {cli_path} {cli_state}; credentials file {ini_path} {ini_state}"
         )
+
+    # 7. the ECS RAM role, only when asked for by name
+    if profile is None and sources.ecs is not None:
+        return _refreshing(sources.ecs, settings)
+
     raise NoCredentialsError(
         (
             f"environment {ENV_ACCESS_KEY_ID} / {ENV_ACCESS_KEY_SECRET} "
             f"(/ {ENV_SECURITY_TOKEN}): not set",
+            f"environment OIDC ({ENV_ROLE_ARN}, {ENV_OIDC_PROVIDER_ARN}, "
+            f"{ENV_OIDC_TOKEN_FILE}): {sources.oidc_note}",
+            f"environment {ENV_CREDENTIALS_URI}: not set",
             f"aliyun CLI config {cli_path}: {cli_state}"
             f"{'' if cli.profiles is None else f', none named {cli.name!r}'}",
             f"credentials file {ini_path}: {ini_state}"
             f"{'' if ini.profiles is None else f', none named {_DEFAULT_PROFILE!r}'}",
+            f"ECS RAM role: not asked for ({ENV_ECS_METADATA} not set; the instance "
+            "metadata is never tried on its own)",
         ),
         _HOW_TO,
     )
+
+
+def _refreshing(spec: Spec, settings: Settings) -> RefreshingCredentials:
+    built = build(spec, settings)
+    if isinstance(built, Problem):
+        raise built.error()
+    return built
+
+
+def _resolved(found: Draft | Spec, source: str, settings: Settings) -> ResolvedCredentials:
+    if isinstance(found, Draft):
+        return _build(found, source)
+    return _refreshing(found, settings)
 
 
 def _opaque(value: object) -> Any:

@@ -266,7 +266,7 @@ def case_cli_profile_name_not_a_string(home: Path) -> object:
 
 @case
 def case_cli_unsupported_mode(home: Path) -> object:
-    cli(home, {"profiles": [sts(mode="RamRoleArn", ram_role_arn=TOKEN)]})
+    cli(home, {"profiles": [sts(mode="RsaKeyPair", private_key=TOKEN)]})
     return resolve_credentials(env={}, home=home)
 
 
@@ -387,7 +387,7 @@ def case_ini_disabled_chosen_explicitly(home: Path) -> object:
 
 @case
 def case_ini_unsupported_type(home: Path) -> object:
-    ini(home, ini_sts().replace("type = sts", "type = ram_role_arn"))
+    ini(home, ini_sts().replace("type = sts", "type = rsa_key_pair"))
     return resolve_credentials(env={}, home=home)
 
 

@@ -315,13 +315,15 @@ def test_cli_profile_by_argument_and_by_environment(
     assert resolve().access_key_id == f"default-{KEY_ID}"
 
 
-@pytest.mark.parametrize("mode", ["RamRoleArn", "EcsRamRole", "RsaKeyPair", "OIDC", "CloudSSO"])
+# RamRoleArn, EcsRamRole, ChainableRamRoleArn, OIDC and CredentialsURI are read since
+# issue 14 (tests/credentials/test_chain.py); the modes below are still refused.
+@pytest.mark.parametrize("mode", ["RsaKeyPair", "CloudSSO", "External", "OAuth", "Bogus"])
 def test_cli_unsupported_mode(resolve: Callable[..., Credentials], home: Path, mode: str) -> None:
     write_cli(home, {"current": "r", "profiles": [cli_profile("r", mode, ram_role_arn="acs:x")]})
     message = raises_credentials_error(resolve)
     assert f"mode {mode!r}" in message
     assert "not support" in message
-    assert "AK or StsToken" in message
+    assert "AK, StsToken, RamRoleArn" in message
     assert ENV_ID in message
 
 
@@ -468,7 +470,8 @@ def test_ini_enabled_true_is_used(resolve: Callable[..., Credentials], home: Pat
     assert resolve().access_key_id == f"default-ini-{KEY_ID}"
 
 
-@pytest.mark.parametrize("kind", ["ecs_ram_role", "ram_role_arn", "rsa_key_pair", "bearer"])
+# ecs_ram_role, ram_role_arn and oidc_role_arn are read since issue 14 (test_chain.py).
+@pytest.mark.parametrize("kind", ["rsa_key_pair", "bearer", "chainable_ram_role_arn"])
 def test_ini_unsupported_type(resolve: Callable[..., Credentials], home: Path, kind: str) -> None:
     write_ini(home, ini_section("default", kind))
     message = raises_credentials_error(resolve)
