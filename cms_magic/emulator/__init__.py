@@ -6,8 +6,16 @@ The rooms, in the order a request meets them:
   :func:`serve`), holding connections as :mod:`~cms_magic.emulator.connections` says
   (one reader thread, a bounded pool of handlers, deadlines for request heads);
 - :mod:`~cms_magic.emulator.binding`: loopback unless ``allow_remote``, and the limits' checks;
+- :mod:`~cms_magic.emulator.handler`: one request on a connection (limits, faults acted out);
+- :mod:`~cms_magic.emulator.routes`: which handler answers a request on the one port;
 - :mod:`~cms_magic.emulator.admin`: the admin endpoints, for the admin token or a
   signed request;
+- :mod:`~cms_magic.emulator.openapi`: ``GET|POST /`` with an action, the action table;
+  :mod:`~cms_magic.emulator.verify` checks its RPC v2 / ACS3 signatures;
+- :mod:`~cms_magic.emulator.sts`: STS ``AssumeRole`` / ``AssumeRoleWithOIDC``;
+- :mod:`~cms_magic.emulator.endpoints`: a credentials URI (``/credentials``) and ECS
+  instance metadata (``/latest/...``);
+- :mod:`~cms_magic.emulator.minted`: the temporary keys minted, shared with the upload check;
 - :mod:`~cms_magic.emulator.service`: the upload handler, no I/O (:class:`Emulator`,
   :class:`EmulatorResponse`, the demo credentials);
 - :mod:`~cms_magic.emulator.faults`: the faults it can inject (:class:`Faults`);

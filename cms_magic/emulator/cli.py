@@ -1,4 +1,11 @@
-"""``python -m cms_magic.emulator`` and ``cms-event emulator``: serve until Ctrl-C or SIGTERM."""
+"""``python -m cms_magic.emulator`` and ``cms-event emulator``: serve until Ctrl-C or SIGTERM.
+
+Besides the upload path it serves, on the same port, STS (``AssumeRole``,
+``AssumeRoleWithOIDC``), a credentials URI (``/credentials``) and ECS instance metadata
+(``/latest/...``); ``--sts-lifetime SECONDS`` is how long what they mint lives (default
+3600), ``--metadata-v1`` lets the metadata answer without an IMDSv2 token and
+``--metadata-role NAME`` names its RAM role. The banner prints each URL.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 from cms_magic.credentials.static import Credentials
+from cms_magic.emulator.minted import DEFAULT_LIFETIME_SECONDS
+from cms_magic.emulator.routes import DEFAULT_METADATA_ROLE
 from cms_magic.emulator.server import (
     ADMIN_PREFIX,
     ADMIN_TOKEN_HEADER,
@@ -56,11 +65,34 @@ def main(argv: list[str] | None = None) -> int:
         default=DEFAULT_QPS,
         help="requests per second per AccessKeyId, 0 for no quota (default: %(default)g)",
     )
+    parser.add_argument(
+        "--sts-lifetime",
+        type=float,
+        default=DEFAULT_LIFETIME_SECONDS,
+        metavar="SECONDS",
+        help="how long credentials minted by the STS, credentials URI and metadata live "
+        "(default: %(default)g)",
+    )
+    parser.add_argument(
+        "--metadata-v1",
+        action="store_true",
+        help="let the instance metadata answer without an IMDSv2 token (default: refused)",
+    )
+    parser.add_argument(
+        "--metadata-role",
+        default=DEFAULT_METADATA_ROLE,
+        metavar="NAME",
+        help="the RAM role the instance metadata serves (default: %(default)s)",
+    )
     args = parser.parse_args(argv)
     if (args.access_key_id is None) != (args.access_key_secret is None):
         parser.error("give both --access-key-id and --access-key-secret, or neither (demo pair)")
     if not args.qps >= 0:
         parser.error(f"--qps must be >= 0, got {args.qps:g}")
+    if not 0 < args.sts_lifetime < float("inf"):
+        parser.error(f"--sts-lifetime must be a number of seconds > 0, got {args.sts_lifetime:g}")
+    if not args.metadata_role.strip() or "/" in args.metadata_role:
+        parser.error(f"--metadata-role must be a RAM role name, got {args.metadata_role!r}")
     if args.access_key_id is None:
         credentials = demo_credentials()
         shown_id, shown_secret = DEMO_ACCESS_KEY_ID, f"{DEMO_ACCESS_KEY_SECRET} (public demo pair)"
@@ -95,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
                 credentials=credentials,
                 qps=args.qps,
                 allow_remote=args.allow_remote,
+                sts_lifetime=args.sts_lifetime,
+                metadata_v1=args.metadata_v1,
+                metadata_role=args.metadata_role,
             )
     except OSError as exc:
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
@@ -108,6 +143,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  AccessKeyId:       {shown_id}")
         print(f"  AccessKeySecret:   {shown_secret}")
         print(f"  quota:             {quota}")
+        v1 = "IMDSv1 allowed" if args.metadata_v1 else "IMDSv2 only"
+        print(f"  STS:               {server.sts_url} (AssumeRole, AssumeRoleWithOIDC)")
+        print(f"  credentials URI:   GET {server.credentials_uri}")
+        print(f"  instance metadata: {server.metadata_url}/latest/ (role ", end="")
+        print(f"{args.metadata_role}, {v1})")
+        print(f"  minted lifetime:   {args.sts_lifetime:g} s")
         print(f"  admin:             GET {ADMIN_PREFIX}events, {ADMIN_PREFIX}requests, ", end="")
         print(f"{ADMIN_PREFIX}health, {ADMIN_PREFIX}faults; ", end="")
         print(f"POST {ADMIN_PREFIX}reset, {ADMIN_PREFIX}faults")

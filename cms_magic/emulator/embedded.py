@@ -19,7 +19,9 @@ _EMBEDDED: Final[_state.Slot[EmulatorServer]] = _state.slot(
 )
 
 
-def embedded() -> EmulatorServer:
+def embedded(
+    *, sts_lifetime: float | None = None, metadata_v1: bool | None = None
+) -> EmulatorServer:
     """The process-wide emulator for demos and notebooks, started on first use.
 
     It listens on 127.0.0.1 (a free port), accepts the demo credentials and
@@ -27,8 +29,19 @@ def embedded() -> EmulatorServer:
     panel's "local emulator" target use it; it is never chosen silently for
     a real endpoint. The same server is returned until it is stopped
     (:func:`stop_embedded` or :func:`cms_magic._state.reset`).
+
+    It serves STS, a credentials URI and instance metadata too
+    (:attr:`~EmulatorServer.sts_url`, :attr:`~EmulatorServer.credentials_uri`,
+    :attr:`~EmulatorServer.metadata_url`). ``sts_lifetime`` (seconds, default 3600) and
+    ``metadata_v1``, when given, apply to the server from now on, whether it was
+    running or just started: credentials minted from then on live that long.
     """
-    return _EMBEDDED.get_or_create(serve)
+    server = _EMBEDDED.get_or_create(serve)
+    if sts_lifetime is not None:
+        server.sts_lifetime = sts_lifetime
+    if metadata_v1 is not None:
+        server.metadata_v1 = metadata_v1
+    return server
 
 
 def embedded_running() -> EmulatorServer | None:

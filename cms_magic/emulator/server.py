@@ -8,6 +8,20 @@ large to read before reading it, acting out injected connection resets and
 delays, and the admin endpoints under :data:`ADMIN_PREFIX`
 (:mod:`cms_magic.emulator.admin`: all but health want the admin token or a signature).
 
+One port serves every route (:mod:`cms_magic.emulator.routes`): the upload path, the
+admin endpoints, and what credential sources need on loopback, minting into one registry
+that the upload check shares:
+
+- STS at :attr:`EmulatorServer.sts_url` (``GET|POST /`` with ``Action=AssumeRole`` /
+  ``AssumeRoleWithOIDC`` or ``x-acs-action``; other OpenAPI actions are registered with
+  :meth:`EmulatorServer.register`): :mod:`cms_magic.emulator.sts`;
+- a credentials URI at :attr:`EmulatorServer.credentials_uri` (``GET /credentials``) and
+  ECS instance metadata under :attr:`EmulatorServer.metadata_url` (``/latest/...``, IMDSv2;
+  v1 only with ``metadata_v1=True``): :mod:`cms_magic.emulator.endpoints`.
+
+Minted credentials live ``sts_lifetime`` seconds (default 3600);
+:attr:`EmulatorServer.minted` says what was minted and how many calls were answered.
+
 What a crowd of clients may cost is bounded (:mod:`cms_magic.emulator.connections`):
 at most ``max_handlers`` threads handle requests, a connection holds none while its
 request head arrives, a head must arrive within ``header_timeout``, and at most
@@ -17,23 +31,17 @@ request head arrives, a head must arrive within ``header_timeout``, and at most
 
 from __future__ import annotations
 
-import contextlib
-import http
 import socket
-import struct
 import sys
 import threading
-import time
 import traceback
 import warnings
 from collections.abc import Iterable
-from http.server import BaseHTTPRequestHandler
 from types import TracebackType
-from typing import Any, Final, cast
-from urllib.parse import urlsplit
+from typing import Any
 
 from cms_magic.credentials.static import Credentials
-from cms_magic.emulator.admin import ADMIN_PREFIX, ADMIN_TOKEN_HEADER, admin_answer, new_admin_token
+from cms_magic.emulator.admin import ADMIN_PREFIX, ADMIN_TOKEN_HEADER, new_admin_token
 from cms_magic.emulator.binding import (
     RemoteBindWarning,
     check_bind_host,
@@ -41,9 +49,13 @@ from cms_magic.emulator.binding import (
     check_seconds,
 )
 from cms_magic.emulator.connections import Connection, ConnectionHub
-from cms_magic.emulator.service import Emulator, EmulatorResponse, demo_credentials, json_response
+from cms_magic.emulator.endpoints import CREDENTIALS_URI_PATH
+from cms_magic.emulator.handler import RequestHandler, head_too_large, too_many_connections
+from cms_magic.emulator.minted import DEFAULT_LIFETIME_SECONDS, MintedRegistry
+from cms_magic.emulator.openapi import Handler
+from cms_magic.emulator.routes import DEFAULT_METADATA_ROLE, MintedCounts, Routes
+from cms_magic.emulator.service import Emulator, demo_credentials
 from cms_magic.emulator.store import Event, RequestRecord
-from cms_magic.emulator.validation import declared_length, header_pairs, show, too_large
 from cms_magic.errors import EmulatorStoppedError
 from cms_magic.protocol import DEFAULT_QPS
 
@@ -60,164 +72,6 @@ __all__ = [
 
 #: After refusing a body unread, read and discard at most this much for this long, so
 #: the client sees the 400 instead of a connection reset.
-_LINGER_SECONDS: Final = 2.0
-_LINGER_MAX_BYTES: Final = 16 * 1024 * 1024
-_ADMIN_MAX_BODY: Final = 64 * 1024
-_SERVER_VERSION: Final = "cms_magic-emulator"
-
-
-class _Handler(BaseHTTPRequestHandler):
-    """One request of a keep-alive HTTP/1.1 connection; each response is one ``sendall``.
-
-    Made per request by :meth:`EmulatorServer._handle_connection` (not by socketserver):
-    the connection's head has already arrived, so reading it never waits on the client.
-    """
-
-    protocol_version = "HTTP/1.1"
-    server_version = _SERVER_VERSION
-    server: EmulatorServer  # type: ignore[assignment]
-
-    def __init__(self, connection: Connection, server: EmulatorServer) -> None:
-        # Not BaseRequestHandler.__init__, which would handle the connection to its end.
-        self.server = server
-        self.request = self.connection = connection.sock
-        self.client_address = connection.address
-        self.rfile = cast(Any, connection.reader)
-        self.wfile = cast(Any, connection.writer)
-        self.close_connection = True
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Silenced: the emulator's own log is :meth:`Emulator.requests`."""
-
-    def handle_expect_100(self) -> bool:
-        """Say ``100 Continue`` only for a body the emulator will read."""
-        length = declared_length(self.headers.get("Content-Length"))
-        if length is not None and length <= self.server.emulator.max_body_bytes:
-            self.connection.sendall(f"{self.protocol_version} 100 Continue\r\n\r\n".encode())
-        return True
-
-    def _dispatch(self) -> None:
-        if urlsplit(self.path).path.startswith(ADMIN_PREFIX):
-            self._admin()
-        else:
-            self._upload()
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = _dispatch
-
-    # ----------------------------------------------------------------- upload
-
-    def _upload(self) -> None:
-        emulator = self.server.emulator
-        headers = self.headers.items()
-        encoding = self.headers.get("Transfer-Encoding")
-        if encoding is not None and encoding.strip().lower() != "identity":
-            msg = (
-                f"Transfer-Encoding {encoding.strip()!r} is not supported: "
-                "send the body with a Content-Length header"
-            )
-            self._refuse_unread(emulator.reject(400, msg, headers=headers))
-            return
-        raw_length = self.headers.get("Content-Length")
-        length = 0 if raw_length is None else declared_length(raw_length)
-        if length is None:
-            msg = f"header Content-Length must be a byte count, got {show(raw_length)}"
-            self._refuse_unread(emulator.reject(400, msg, headers=headers))
-            return
-        if length > emulator.max_body_bytes:
-            msg = too_large(length, emulator.max_body_bytes, declared=True)
-            self._refuse_unread(emulator.reject(400, msg, headers=headers, nbytes=length))
-            return
-        body = self.rfile.read(length) if length else b""
-        if len(body) < length:  # the client went away mid-body
-            self.close_connection = True
-            return
-        answer = emulator.handle(self.command, self.path, headers, body)
-        if answer.fault in ("reset_before", "reset_after"):
-            self._reset_connection()
-            return
-        if answer.fault == "delay":
-            self.server.stopping.wait(emulator.faults.delay_seconds)
-        self._send(answer)
-
-    def _reset_connection(self) -> None:
-        """Drop the connection with a TCP reset, sending no answer (an injected fault)."""
-        self.close_connection = True
-        with contextlib.suppress(OSError):
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-
-    # ----------------------------------------------------------------- admin
-
-    def _admin(self) -> None:
-        emulator = self.server.emulator
-        raw_length = self.headers.get("Content-Length")
-        length = 0 if raw_length is None else declared_length(raw_length)
-        if (
-            length is None
-            or length > _ADMIN_MAX_BODY
-            or self.headers.get("Transfer-Encoding") is not None
-        ):
-            msg = "admin endpoints take no body (or a small one with a Content-Length)"
-            self._refuse_unread(json_response(400, {"code": "400", "msg": msg}, emulator.clock()))
-            return
-        payload = self.rfile.read(length) if length else b""
-        if len(payload) < length:  # the client went away mid-body
-            self.close_connection = True
-            return
-        answer = admin_answer(
-            emulator,
-            self.command,
-            self.path,
-            header_pairs(self.headers.items()),
-            payload,
-            admin_token=self.server.admin_token,
-        )
-        self._send(answer)
-
-    # ----------------------------------------------------------------- writing
-
-    def _send(self, answer: EmulatorResponse, *, close: bool = False) -> None:
-        """Write the complete response (status line, headers, body) in one ``sendall``."""
-        if close:
-            self.close_connection = True
-        head = _head_bytes(answer, close=self.close_connection)
-        self.connection.sendall(head if self.command == "HEAD" else head + answer.body)
-
-    def _refuse_unread(self, answer: EmulatorResponse) -> None:
-        """Answer without reading the body, then close after a short lingering drain.
-
-        Closing a socket with unread input makes the kernel send a reset, which can
-        reach the client before it reads the answer; draining (and discarding) what
-        the client still sends, for a bounded time, lets it see the 400.
-        """
-        self._send(answer, close=True)
-        connection = self.connection
-        deadline = time.monotonic() + _LINGER_SECONDS
-        drained = 0
-        try:
-            connection.shutdown(socket.SHUT_WR)
-            while drained < _LINGER_MAX_BYTES:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                connection.settimeout(remaining)
-                chunk = connection.recv(65536)
-                if not chunk:
-                    break
-                drained += len(chunk)
-        except OSError:
-            pass
-
-
-def _head_bytes(answer: EmulatorResponse, *, close: bool) -> bytes:
-    """The status line and headers of ``answer`` (``Connection: close`` if ``close``)."""
-    lines = [f"HTTP/1.1 {answer.status} {http.HTTPStatus(answer.status).phrase}"]
-    lines.append(f"Server: {_SERVER_VERSION}")
-    lines.extend(f"{name}: {value}" for name, value in answer.headers.items())
-    lines.append(f"Content-Length: {len(answer.body)}")
-    if close:
-        lines.append("Connection: close")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
 class EmulatorServer:
@@ -235,6 +89,13 @@ class EmulatorServer:
     a request head must arrive within ``header_timeout`` seconds; an idle keep-alive
     connection, or a body, may take ``request_timeout``. ``host`` must be loopback
     unless ``allow_remote`` (:func:`check_bind_host`; a :class:`RemoteBindWarning` then).
+
+    Credentials: :attr:`sts_url`, :attr:`credentials_uri` and :attr:`metadata_url` are
+    served on the same port; what they mint lives ``sts_lifetime`` seconds (also
+    :attr:`sts_lifetime`, settable); ``metadata_v1`` lets the metadata answer without an
+    IMDSv2 token; ``metadata_role`` is the instance's RAM role; :attr:`minted` counts.
+    The handlers are :attr:`routes` (``routes.sts``, ``routes.credentials_uri``,
+    ``routes.metadata``, each with ``calls``, ``refused`` and ``fail_with``).
     """
 
     request_queue_size = 128
@@ -250,6 +111,9 @@ class EmulatorServer:
         max_handlers: int = 64,
         max_connections: int = 256,
         allow_remote: bool = False,
+        sts_lifetime: float = DEFAULT_LIFETIME_SECONDS,
+        metadata_v1: bool = False,
+        metadata_role: str = DEFAULT_METADATA_ROLE,
     ) -> None:
         warning = check_bind_host(host, allow_remote=allow_remote)
         check_count("max_handlers", max_handlers)
@@ -257,6 +121,12 @@ class EmulatorServer:
         check_seconds("header_timeout", header_timeout)
         check_seconds("request_timeout", request_timeout)
         self.emulator = emulator if emulator is not None else Emulator()
+        self.routes = Routes(
+            self.emulator,
+            sts_lifetime=sts_lifetime,
+            metadata_v1=metadata_v1,
+            metadata_role=metadata_role,
+        )
         self.request_timeout = request_timeout
         self.header_timeout = header_timeout
         self._admin_token = new_admin_token()
@@ -281,8 +151,8 @@ class EmulatorServer:
         self._hub = ConnectionHub(
             self.socket,
             self._handle_connection,
-            refusal=_too_many_connections,
-            too_large_head=_head_too_large,
+            refusal=too_many_connections,
+            too_large_head=head_too_large,
             max_handlers=max_handlers,
             max_connections=max_connections,
             header_timeout=header_timeout,
@@ -305,6 +175,57 @@ class EmulatorServer:
     def credentials(self) -> Credentials:
         """The first AccessKey pair the emulator accepts."""
         return self.emulator.credentials[0]
+
+    # ----------------------------------------------------------------- credential endpoints
+
+    @property
+    def sts_url(self) -> str:
+        """STS's endpoint on this port (``AssumeRole``, ``AssumeRoleWithOIDC``): the value for
+        ``sts_endpoint=`` or ``CMS_MAGIC_STS_ENDPOINT``, e.g. ``http://127.0.0.1:54321``."""
+        return self.url
+
+    @property
+    def credentials_uri(self) -> str:
+        """The credentials URI (``GET``), for ``ALIBABA_CLOUD_CREDENTIALS_URI``."""
+        return self.url + CREDENTIALS_URI_PATH
+
+    @property
+    def metadata_url(self) -> str:
+        """The instance metadata's base URL (``/latest/...`` under it), for the ECS RAM
+        role source's metadata base."""
+        return self.url
+
+    @property
+    def registry(self) -> MintedRegistry:
+        """Every temporary key minted here (shared by STS, URI, metadata and uploads)."""
+        return self.emulator.registry
+
+    @property
+    def minted(self) -> MintedCounts:
+        """What was minted so far and how many STS, URI and metadata calls were answered."""
+        return self.routes.minted()
+
+    @property
+    def sts_lifetime(self) -> float:
+        """Seconds that credentials minted from now on live (STS, URI and metadata)."""
+        return self.routes.lifetime
+
+    @sts_lifetime.setter
+    def sts_lifetime(self, seconds: float) -> None:
+        self.routes.set_lifetime(seconds)
+
+    @property
+    def metadata_v1(self) -> bool:
+        """Whether the instance metadata answers without an IMDSv2 token (settable)."""
+        return self.routes.metadata.allow_v1
+
+    @metadata_v1.setter
+    def metadata_v1(self, allow: bool) -> None:
+        self.routes.metadata.allow_v1 = bool(allow)
+
+    def register(self, handler: Handler, *actions: str) -> None:
+        """Answer these OpenAPI actions (``GET|POST /``) with ``handler`` from now on."""
+        self.routes.register(handler, *actions)
 
     @property
     def admin_token(self) -> str:
@@ -400,7 +321,7 @@ class EmulatorServer:
 
     def _handle_connection(self, connection: Connection) -> bool:
         """Handle the request whose head has arrived; True to keep the connection open."""
-        handler = _Handler(connection, self)
+        handler = RequestHandler(connection, self)
         try:
             handler.handle_one_request()
         except OSError:  # the client went away
@@ -410,19 +331,6 @@ class EmulatorServer:
             traceback.print_exc(file=sys.stderr)
             return False
         return not handler.close_connection
-
-
-def _too_many_connections() -> bytes:
-    msg = "too many connections to this emulator at once; retry after 1 s"
-    answer = json_response(503, {"code": "503", "msg": msg}, time.time())
-    answer.headers["Retry-After"] = "1"
-    return _head_bytes(answer, close=True) + answer.body
-
-
-def _head_too_large() -> bytes:
-    msg = "the request head is over 65536 bytes: send fewer or shorter headers"
-    answer = json_response(431, {"code": "431", "msg": msg}, time.time())
-    return _head_bytes(answer, close=True) + answer.body
 
 
 def serve(
@@ -436,14 +344,18 @@ def serve(
     max_handlers: int = 64,
     max_connections: int = 256,
     allow_remote: bool = False,
+    sts_lifetime: float = DEFAULT_LIFETIME_SECONDS,
+    metadata_v1: bool = False,
+    metadata_role: str = DEFAULT_METADATA_ROLE,
     **emulator_kwargs: Any,
 ) -> EmulatorServer:
     """Start an emulator on ``host:port`` in daemon threads and return its server.
 
     ``with serve() as emu:`` stops it on exit. ``host`` must be loopback unless
     ``allow_remote=True`` (then a :class:`RemoteBindWarning`). The limits are
-    :class:`EmulatorServer`'s. Other keyword arguments go to :class:`Emulator`
-    (``clock``, ``monotonic``, ``max_body_bytes``, ...).
+    :class:`EmulatorServer`'s, as are ``sts_lifetime`` (seconds minted credentials live),
+    ``metadata_v1`` and ``metadata_role``. Other keyword arguments go to :class:`Emulator`
+    (``clock``, ``monotonic``, ``max_body_bytes``, ``registry``, ...).
     """
     check_bind_host(host, allow_remote=allow_remote)  # before building anything
     emulator = Emulator(credentials, qps=qps, **emulator_kwargs)
@@ -456,5 +368,8 @@ def serve(
         max_handlers=max_handlers,
         max_connections=max_connections,
         allow_remote=allow_remote,
+        sts_lifetime=sts_lifetime,
+        metadata_v1=metadata_v1,
+        metadata_role=metadata_role,
     )
     return server.start()

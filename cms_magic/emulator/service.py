@@ -14,7 +14,12 @@ the ``msg`` says what is wrong and how to fix it:
 3. the required headers are there and well formed (400);
 4. Content-Length and Content-MD5 match the body (400);
 5. Date is an RFC 1123 date (400) within ``max_skew_seconds`` of the clock (403);
-6. the AccessKeyId is known, and an STS key's token is sent (403);
+6. the AccessKeyId is known (one of ``credentials``, or minted by the emulator's STS,
+   credentials URI or metadata: :class:`~cms_magic.emulator.minted.MintedRegistry`), and an
+   STS key's token is sent and is its own (403); a minted key's token must not have
+   expired: HTTP 403 with ``code`` ``InvalidSecurityToken.Expired`` and ``msg``
+   ``Specified SecurityToken is expired: ...``, the one refusal whose ``code`` is not the
+   status (:func:`~cms_magic.emulator.minted.check_minted_key`);
 7. the signature, recomputed from the request as received, matches (403; the
    message shows the server's string to sign, as Alibaba's services do, with the
    security token's value replaced by a marker: no answer or log record shows a token);
@@ -47,6 +52,7 @@ import httpx
 
 from cms_magic.credentials.static import Credentials, mask
 from cms_magic.emulator.faults import FaultPicker, Faults, malformed_body
+from cms_magic.emulator.minted import MintedRegistry, check_minted_key
 from cms_magic.emulator.store import Event, MemoryStore, RequestRecord, Store
 from cms_magic.emulator.validation import (
     Refusal,
@@ -177,7 +183,10 @@ class Emulator:
     ``poison_marker``, when set, makes any event whose content contains it refuse
     its whole request (400), to exercise client-side bisecting. ``store`` keeps the
     accepted events and the request log (default: a new
-    :class:`~cms_magic.emulator.store.MemoryStore`).
+    :class:`~cms_magic.emulator.store.MemoryStore`). ``registry`` holds the temporary keys
+    the emulator minted (default: its own); uploads signed with one of them and its token
+    are accepted until it expires. The STS, credentials-URI and metadata handlers of a
+    server share it (:mod:`cms_magic.emulator.routes`).
     """
 
     def __init__(
@@ -192,6 +201,7 @@ class Emulator:
         poison_marker: str | None = None,
         faults: Faults | None = None,
         store: Store | None = None,
+        registry: MintedRegistry | None = None,
     ) -> None:
         self.credentials: tuple[Credentials, ...] = _credentials_tuple(credentials)
         if isinstance(max_body_bytes, bool) or not isinstance(max_body_bytes, int):
@@ -217,6 +227,7 @@ class Emulator:
         self._quota = _Quota(_check_qps(qps), monotonic)
         self._faults = FaultPicker(faults)
         self._store: Store = MemoryStore() if store is None else store
+        self.registry = MintedRegistry() if registry is None else registry
 
     def __repr__(self) -> str:
         ids = ", ".join(mask(c.access_key_id) for c in self.credentials)
@@ -321,6 +332,7 @@ class Emulator:
                 events=count,
                 extra_headers=refusal.headers,
                 tokens=tokens,
+                code=refusal.code,
             )
         draw = self._faults.draw()
         after = faults.after(draw)
@@ -359,10 +371,18 @@ class Emulator:
         key_id, sent_signature = check_headers(shown, body)
         check_body_digest(shown, body)
         check_date(shown["date"], now=self.clock(), max_skew_seconds=self.max_skew_seconds)
-        credentials = check_key(key_id, fields, self.credentials)
+        credentials = self._key(key_id, fields)
         check_signature(credentials, method, path, query, pairs, sent_signature)
         self._quota.check(key_id)
         return parse_events(body, faults.poison_marker or self.poison_marker)
+
+    def _key(self, key_id: str, fields: Mapping[str, str]) -> Credentials:
+        """The accepted key ``key_id``: a static one, else one minted here (a Refusal)."""
+        if any(c.access_key_id == key_id for c in self.credentials):
+            return check_key(key_id, fields, self.credentials)
+        if self.registry.lookup(key_id) is None:
+            return check_key(key_id, fields, self.credentials)  # refused: unknown
+        return check_minted_key(self.registry, key_id, fields, self.clock())
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         """:meth:`handle` for ``httpx.MockTransport(emulator.handle_request)``.
@@ -418,17 +438,19 @@ class Emulator:
         extra_headers: Mapping[str, str] | None = None,
         fault: str | None = None,
         tokens: tuple[str, ...] = (),
+        code: str | None = None,
     ) -> EmulatorResponse:
         """Store accepted events, log the request and build the response.
 
         ``tokens`` are hidden from the message wherever it came from (see
-        :func:`~cms_magic.emulator.validation.security_tokens`).
+        :func:`~cms_magic.emulator.validation.security_tokens`). ``code`` is the body's
+        ``code`` (default: the status).
         """
         msg = hide(msg, tokens)
         if key_id is not None:
             key_id = hide(key_id, tokens)
         now = self.clock()
-        code = str(status)
+        code = str(status) if code is None else code
         request_id = str(uuid.uuid4()).upper()
         record = {
             "status": status,

@@ -98,7 +98,8 @@ class Refusal(Exception):
     """Raised by a check to end handling with an error response (``status`` and ``msg``).
 
     ``headers`` go into the answer (``Allow``, ``Retry-After``); ``events`` is how
-    many events the body held, when the check knows it.
+    many events the body held, when the check knows it; ``code`` is the body's ``code``
+    when it is not the status (e.g. ``InvalidSecurityToken.Expired``).
     """
 
     def __init__(
@@ -108,12 +109,14 @@ class Refusal(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         events: int | None = None,
+        code: str | None = None,
     ) -> None:
         super().__init__(msg)
         self.status = status
         self.msg = msg
         self.headers = dict(headers or {})
         self.events = events
+        self.code = code
 
 
 # --------------------------------------------------------------------------- headers

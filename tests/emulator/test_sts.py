@@ -182,7 +182,7 @@ def test_parameter_and_timestamp_refusals(sts: StsEmulator, clock: FakeClock) ->
     clock.advance(901)
     assert_error(sts.handle("GET", old, {}, b""), 400, "InvalidTimeStamp.Expired", [])
     other = "/?" + urlencode({"Action": "GetCallerIdentity", "Version": STS_VERSION})
-    assert_error(sts.handle("GET", other, {}, b""), 400, "InvalidAction.NotFound", [])
+    assert_error(sts.handle("GET", other, {}, b""), 404, "InvalidAction.NotFound", [])
 
 
 def test_chained_assume_role_with_minted_key_until_it_expires(
