@@ -139,6 +139,16 @@ class EventStore(Store, Protocol):
 
     delay: float
 
+    def add(
+        self,
+        events: Sequence[Mapping[str, Any]],
+        *,
+        request: Mapping[str, Any],
+        stored_at: float | None = None,
+    ) -> None:
+        """As :meth:`Store.add`; ``stored_at`` (epoch seconds) defaults to the store's clock."""
+        ...
+
     def query(
         self,
         query: EventQuery,
