@@ -21,16 +21,14 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final, TypeAlias
+from typing import Final
 
 from cms_magic.credentials.refreshing import RefreshingCredentials, Triple
 from cms_magic.credentials.static import Credentials
+from cms_magic.identity import AnyCredentials
 from cms_magic.signing import CmsAuth
 
 __all__ = ["AnyCredentials", "Keys", "Signer", "is_token_expired", "quota_key"]
-
-#: What a client sends with: fixed keys, or a source that hands out expiring triples.
-AnyCredentials: TypeAlias = Credentials | RefreshingCredentials
 
 #: Words of an upload refusal that says the STS token expired (the service's and the
 #: emulator's wording; its code, where one is given, says the same).

@@ -83,6 +83,15 @@ def _parser() -> argparse.ArgumentParser:
     behaviour.add_argument("--quiet", action="store_true", help="no progress bar")
 
     commands.add_parser("regions", help="list the regions and their endpoints")
+    whoami = commands.add_parser(
+        "whoami",
+        help="the target and the credentials a send would use: source, masked key id, expiry",
+        description="Say where a send would go and which credentials it would sign with "
+        "(the source, with its profile or role; the AccessKey id masked; when temporary "
+        "credentials expire). A role, OIDC, credentials-URI or ECS source is asked for its "
+        "current credentials. Never prints a secret or a token.",
+    )
+    add_arguments(whoami.add_argument_group("target"), (o.name for o in TARGET_OPTIONS))
     emulator = commands.add_parser(
         "emulator",
         help="run the local emulator (same as python -m cms_magic.emulator)",
@@ -104,6 +113,23 @@ def _regions() -> int:
     return 0
 
 
+def _whoami(args: argparse.Namespace) -> int:
+    from cms_magic.identity import describe_credentials
+    from cms_magic.targets import resolve_target
+
+    target = resolve_target(
+        args.endpoint,
+        region=args.region,
+        internal=args.internal,
+        credentials_given=args.profile is not None,
+    )
+    out(f"target: {target.label} (from {target.source})")
+    out(f"  {target.where}")
+    report = describe_credentials(target.credentials(profile=args.profile))
+    out(f"credentials: {report.text(demo=target.is_local)}")
+    return 1 if report.error is not None else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     arguments = sys.argv[1:] if argv is None else list(argv)
@@ -115,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "regions":
             return _regions()
+        if args.command == "whoami":
+            return _whoami(args)
         return run_send(args)
     except (ConfigError, CredentialsError, InputError) as exc:
         err(f"cms-event: error: {exc.describe(cli_subject(getattr(args, 'profile', None)))}")

@@ -49,7 +49,7 @@ from cms_magic.ui.options import option
 if TYPE_CHECKING:
     from IPython.core.interactiveshell import InteractiveShell
 
-    from cms_magic.credentials import Credentials
+    from cms_magic.identity import AnyCredentials
     from cms_magic.targets import Target
 
 __all__ = ["CmsMagicConfig"]
@@ -265,7 +265,7 @@ class CmsMagicConfig(Magics):
             target = parse_target(target.region, internal=True, source=target.source)
         return target
 
-    def credentials(self, target: Target | None, profile: str | None = None) -> Credentials:
+    def credentials(self, target: Target | None, profile: str | None = None) -> AnyCredentials:
         """The credentials for ``target``: the demo key for the emulator, else the profile
         (the flag's, else ``%config``'s) or what the environment holds."""
         if target is not None and target.is_local:

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from IPython.core.error import UsageError
 
 from cms_magic.errors import CmsError, CredentialsError
+from cms_magic.identity import describe_credentials
 from cms_magic.ui.magic.inputs import frame_named
 from cms_magic.ui.magic.report import out
 from cms_magic.ui.options import flag_subject
 
 if TYPE_CHECKING:
-    from cms_magic.credentials import Credentials
+    from cms_magic.identity import AnyCredentials
     from cms_magic.settings import Setting
     from cms_magic.targets import Target
 
@@ -71,7 +72,7 @@ class Configured(Protocol):
         """The target a cell without target flags would use (``CmsError`` if none)."""
         ...
 
-    def credentials(self, target: Target | None) -> Credentials:
+    def credentials(self, target: Target | None) -> AnyCredentials:
         """The credentials a send to ``target`` would use (``CmsError`` if none); for
         ``None``, the cloud credentials that are configured."""
         ...
@@ -186,7 +187,9 @@ def config_text(magic: Configured) -> str:
         except CmsError:
             rows.append(("credentials", "(not found: %cms whoami says where it looked)", ""))
         else:
-            rows.append(("credentials", found.masked_id, found.source))
+            report = describe_credentials(found, fetch=False)  # config shows, never fetches
+            shown = report.access_key_id or "(fetched at first use)"
+            rows.append(("credentials", shown, report.source))
     width = max(len(name) for name, _, _ in rows)
     shown_width = max(len(value) for _, value, _ in rows)
     lines = ["CmsMagic settings (flags of a cell override them for that cell only):"]
@@ -214,9 +217,10 @@ def whoami_text(magic: Configured) -> str:
     except CmsError as exc:
         lines.append(f"credentials: {exc.describe(flag_subject)}")
     else:
-        token = ", with an STS token" if found.security_token else ""
-        key = "" if target is not None and target.is_local else "AccessKey "  # a demo key
-        lines.append(f"credentials: {key}{found.masked_id} from {found.source}{token}")
+        # A refreshing source is fetched now: whoami is an explicit request to find out.
+        report = describe_credentials(found)
+        demo = target is not None and target.is_local
+        lines.append(f"credentials: {report.text(demo=demo)}")
     return "\n".join(lines)
 
 

@@ -30,6 +30,7 @@ from cms_magic.credentials import (
     mask,
 )
 from cms_magic.errors import CredentialsError
+from cms_magic.identity import AnyCredentials
 from cms_magic.ui.panel import html
 
 if TYPE_CHECKING:
@@ -87,8 +88,8 @@ class CredentialsEntry:
         self._dropped: str | None = None  # the note when typed credentials were dropped
 
     def resolve(
-        self, target: Target, resolver: Callable[[], Credentials] | None
-    ) -> Credentials | None:
+        self, target: Target, resolver: Callable[[], AnyCredentials] | None
+    ) -> AnyCredentials | None:
         """The credentials for ``target``, shown masked: the emulator's demo key for the
         local emulator; else ``resolver``'s (default: the target's), else those typed in;
         None (and the entry fields shown) when there are none.
@@ -128,7 +129,9 @@ class CredentialsEntry:
             )
             self.forget()
 
-    def required(self, target: Target, resolver: Callable[[], Credentials] | None) -> Credentials:
+    def required(
+        self, target: Target, resolver: Callable[[], AnyCredentials] | None
+    ) -> AnyCredentials:
         """:meth:`resolve`, or a CredentialsError that says how to give a key."""
         found = self.resolve(target, resolver)
         if found is None:

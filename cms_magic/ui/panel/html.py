@@ -17,13 +17,14 @@ from typing import TYPE_CHECKING, Final, Literal
 import numpy as np
 
 from cms_magic.errors import NO_VALUE, AuthError, CmsError, show_value
+from cms_magic.identity import describe_credentials
 from cms_magic.regions import public_endpoint, regions
 from cms_magic.ui.options import label_subject
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from cms_magic.credentials import Credentials
+    from cms_magic.identity import AnyCredentials
     from cms_magic.probe import ProbeResult
     from cms_magic.results import SendResult
     from cms_magic.targets import Target
@@ -236,14 +237,19 @@ def target_error(exc: CmsError) -> str:
     return f"Target: {bad(message(exc))}"
 
 
-def credentials_line(credentials: Credentials, note: str = "") -> str:
-    """The masked key id and where it came from; never the secret."""
-    token = ", STS token" if credentials.security_token else ""
+def credentials_line(credentials: AnyCredentials, note: str = "") -> str:
+    """The masked key id and where it came from; never the secret. A refreshing source is
+    not contacted to draw this: its key shows once a send (or whoami) fetched one."""
+    report = describe_credentials(credentials, fetch=False)
+    token = ", STS token" if report.security_token else ""
     extra = f" {muted(f'({note})')}" if note else ""
-    return (
-        f"Credentials: <code>{esc(credentials.masked_id)}</code>{token} "
-        f"from {esc(credentials.source)}{extra}"
+    key = (
+        f"<code>{esc(report.access_key_id)}</code>{token} "
+        if report.access_key_id is not None
+        else ""
     )
+    refreshed = ", refreshed ahead of expiry" if report.refreshing else ""
+    return f"Credentials: {key}from {esc(report.source)}{refreshed}{extra}"
 
 
 def credentials_missing(exc: CmsError, dropped: str = "") -> str:

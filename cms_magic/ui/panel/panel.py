@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
 
 import numpy as np
 
-from cms_magic.credentials import Credentials
 from cms_magic.errors import AuthError, CmsError, ConfigError, InputError
+from cms_magic.identity import AnyCredentials, key_label
 from cms_magic.probe import ProbeResult, default_targets, probe
 from cms_magic.progress import Progress, Throttle
 from cms_magic.results import SendJob, SendResult
@@ -63,7 +63,7 @@ class _Sending(NamedTuple):
 
     target: Target
     url: str
-    credentials: Credentials
+    credentials: AnyCredentials
 
 
 class _RetryPlan(NamedTuple):
@@ -113,7 +113,7 @@ class Panel(Controls):
         df: pd.DataFrame | None = None,
         *,
         namespace: Mapping[str, Any] | None = None,
-        credentials_resolver: Callable[[], Credentials] | None = None,
+        credentials_resolver: Callable[[], AnyCredentials] | None = None,
         prober: Callable[[], list[ProbeResult]] | None = None,
         probe_targets: Sequence[tuple[str, str]] | None = None,
         probe_timeout: float = 2.0,
@@ -425,7 +425,7 @@ class Panel(Controls):
             and (now.url, now.credentials) == (sent.url, sent.credentials)
         ):
             return (
-                f"the service refused {sent.credentials.masked_id} at {sent.url}: correct the "
+                f"the service refused {key_label(sent.credentials)} at {sent.url}: correct the "
                 "credentials (or the target) above, then retry"
             )
         return _RetryPlan(positions, now)
@@ -440,7 +440,7 @@ class Panel(Controls):
         self.show_retry(
             rows,
             f"resends the {rows:,} row{'s' if rows != 1 else ''} not sent to "
-            f"{to.target.label} with {to.credentials.masked_id} (as shown above), "
+            f"{to.target.label} with {key_label(to.credentials)} (as shown above), "
             "with the mapping of that send",
         )
 
