@@ -1,5 +1,5 @@
 """What every test shares: a loopback-only network guard, a reset of process-wide state,
-one emulator fixture and a fake clock.
+the emulator fixtures (``emulator``, ``make_emulator``) and a fake clock.
 
 The guard is an audit hook (PEP 578) on ``socket.connect`` and
 ``socket.getaddrinfo``: any connection to, or name lookup of, an address that is
@@ -15,7 +15,7 @@ import ipaddress
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -98,6 +98,31 @@ def emulator() -> Iterator[Any]:
 
     with serve(qps=0) as server:
         yield server
+
+
+@pytest.fixture
+def make_emulator() -> Iterator[Callable[..., Any]]:
+    """A factory of fresh emulators: ``make_emulator(**kw)`` starts ``serve(qps=0, **kw)``
+    on 127.0.0.1 and returns the server; every one is stopped after the test.
+
+    For the credential endpoints: ``make_emulator(sts_lifetime=10)`` mints 10-second
+    credentials (``server.sts_url``, ``server.credentials_uri``, ``server.metadata_url``;
+    ``server.minted`` counts the calls), ``metadata_v1=True`` lets the metadata answer
+    without a token, ``clock=`` (epoch seconds) moves expiry without waiting.
+    """
+    from cms_magic.emulator import serve
+
+    servers: list[Any] = []
+
+    def make(**kwargs: Any) -> Any:
+        kwargs.setdefault("qps", 0)
+        server = serve(**kwargs)
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        server.stop()
 
 
 class FakeClock:

@@ -55,6 +55,11 @@ def test_command_line_serves_until_sigterm(user_keys: bool) -> None:
             assert match, output
             health = httpx.get(f"{match.group(0)}/_emulator/health", timeout=5)
             assert health.json() == {"ok": True}
+            assert f"STS:               {match.group(0)} (AssumeRole" in output
+            assert f"credentials URI:   GET {match.group(0)}/credentials" in output
+            assert "minted lifetime:   3600 s" in output
+            uri = httpx.get(f"{match.group(0)}/credentials", timeout=5)
+            assert uri.json()["Code"] == "Success"
             if user_keys:
                 assert user_secret not in output
                 assert f"******** ({len(user_secret)} characters, as given)" in output
@@ -83,6 +88,9 @@ def test_command_line_wants_both_halves_of_a_key_pair(capsys: pytest.CaptureFixt
     ("argv", "fragment"),
     [
         (["--qps", "-1"], "--qps must be >= 0"),
+        (["--sts-lifetime", "0"], "--sts-lifetime must be a number of seconds > 0"),
+        (["--sts-lifetime", "nan"], "--sts-lifetime must be a number of seconds > 0"),
+        (["--metadata-role", "a/b"], "--metadata-role must be a RAM role name"),
         (["--port", "x"], "invalid int value"),
         (
             ["--access-key-id", "LTAI key", "--access-key-secret", "s"],
@@ -106,5 +114,6 @@ def test_cms_event_emulator_is_the_same_command(capsys: pytest.CaptureFixture[st
         cms_event(["emulator", "--help"])
     assert excinfo.value.code == 0
     out = capsys.readouterr().out
-    for option in ("--host", "--port", "--access-key-id", "--access-key-secret", "--qps"):
+    options = ("--host", "--port", "--access-key-id", "--access-key-secret", "--qps")
+    for option in (*options, "--sts-lifetime", "--metadata-v1", "--metadata-role"):
         assert option in out
