@@ -165,8 +165,8 @@ class OpenApiClient:
 
     ``endpoint`` is the base URL (``https://metrics.cn-hangzhou.aliyuncs.com``, or the
     emulator's ``http://127.0.0.1:port``); its path, if any, is the request path.
-    ``async with client:`` keeps one connection pool open for many calls (a paged read);
-    without it each call opens its own. ``transport`` is handed to httpx (tests give an
+    ``async with client:`` keeps one connection pool open for many calls (a paged read;
+    nested ``async with`` blocks share it); without it each call opens its own. ``transport`` is handed to httpx (tests give an
     :class:`httpx.MockTransport`).
     """
 
@@ -211,6 +211,7 @@ class OpenApiClient:
         self.random = random
         self.nonce = nonce
         self._http: httpx.AsyncClient | None = None
+        self._depth = 0
 
     def __repr__(self) -> str:
         endpoint = getattr(self, "endpoint", None)
@@ -228,6 +229,7 @@ class OpenApiClient:
     async def __aenter__(self) -> OpenApiClient:
         if self._http is None:
             self._http = self._new_http()
+        self._depth += 1
         return self
 
     async def __aexit__(
@@ -236,6 +238,9 @@ class OpenApiClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        self._depth -= 1
+        if self._depth > 0:
+            return  # an outer ``async with`` still holds the pool
         http, self._http = self._http, None
         if http is not None:
             await http.aclose()

@@ -106,8 +106,9 @@ class FakeOpenApi:
     """A MockTransport handler: verifies each request, records it, answers with ``reply``."""
 
     reply: Reply
-    secrets: dict[str, str] = field(default_factory=lambda: {KEY_ID: SECRET})
-    seen: list[Seen] = field(default_factory=list)
+    # Not in the repr: a traceback's locals show the fake, and these hold the canaries.
+    secrets: dict[str, str] = field(default_factory=lambda: {KEY_ID: SECRET}, repr=False)
+    seen: list[Seen] = field(default_factory=list, repr=False)
     nonces: set[str] = field(default_factory=set)
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
