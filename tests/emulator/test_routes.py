@@ -346,3 +346,37 @@ def test_upload_with_an_unknown_sts_key_or_a_foreign_token_is_refused(
     assert (request["http_status"], request["code"]) == (403, "403")
     assert fragment in request["msg"]
     assert emulator.events() == []
+
+
+# ---------------------------------------------------------------- the rule, in-process
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers", "route"),
+    [
+        ("GET", "/_emulator/health", {}, "admin"),
+        ("PUT", "/latest/api/token", {}, "metadata"),
+        ("GET", "/latest/meta-data/ram/security-credentials/", {}, "metadata"),
+        ("GET", "/credentials", {}, "credentials"),
+        ("POST", "/credentials?x=1", {}, "credentials"),
+        ("GET", "/?Action=AssumeRole", {}, "openapi"),
+        ("POST", "/", {"X-Acs-Action": "AssumeRole"}, "openapi"),
+        ("POST", "/", {"Content-Type": "application/x-www-form-urlencoded"}, "openapi"),
+        ("PUT", "/?Action=AssumeRole", {}, "upload"),
+        ("GET", "/", {}, "upload"),
+        ("POST", "/event/custom/upload?Action=AssumeRole", {}, "upload"),
+        ("POST", "/event/custom/upload", {"x-acs-action": "AssumeRole"}, "upload"),
+    ],
+)
+def test_route_by_the_request_head(
+    emulator: Any, method: str, target: str, headers: dict[str, str], route: str
+) -> None:
+    assert emulator.routes.route(method, target, headers) == route
+
+
+def test_register_wants_action_names(emulator: Any) -> None:
+    with pytest.raises(ValueError, match="at least one action"):
+        emulator.register(emulator.routes.sts)
+    with pytest.raises(ValueError, match="non-empty string"):
+        emulator.register(emulator.routes.sts, "")
+    assert emulator.routes.actions.actions == ("AssumeRole", "AssumeRoleWithOIDC")
