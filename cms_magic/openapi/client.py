@@ -10,16 +10,17 @@ body, signed with ACS3-HMAC-SHA256 by :mod:`cms_magic.openapi.signing` (``x-acs-
   ``access_key_id``, ``access_key_secret``, ``security_token``), or a refreshing source
   with ``async current()`` giving a :class:`~cms_magic.credentials.refreshing.Triple`
   (:class:`~cms_magic.credentials.refreshing.RefreshingCredentials`): each attempt is
-  signed with one whole triple, asked for afresh. An answer saying the STS token expired
+  signed with one whole triple, asked for afresh (a lone ``Triple`` serves too). An answer saying the STS token expired
   makes such a source refresh (``force_refresh``) and the call is tried once more.
 - **Bounds**: each attempt has one total deadline (``timeout`` seconds: connect, send
   and the whole answer), the answer is read to at most ``max_answer_bytes`` (decoded),
   and retries are bounded by a :class:`~cms_magic.sending.retry.RetryPolicy` (attempts
   and total time).
 - **Retried** (reads are idempotent): throttling (an ``x-acs-retry-after`` header, in
-  milliseconds, whatever the status; or a ``Throttling*`` code), HTTP 500/502/503/504,
+  milliseconds, on any error answer; or a ``Throttling*`` code), HTTP 500/502/503/504,
   and a request that got no answer (connect failure, timeout). The wait is the service's
-  hint, else full-jitter exponential backoff; ``sleep``, ``monotonic``, ``clock``,
+  hint (capped at 120 s, as the SDK does), else full-jitter exponential backoff; a wait
+  that would pass the policy's ``max_time`` ends the retries at once; ``sleep``, ``monotonic``, ``clock``,
   ``random`` and ``nonce`` are injectable, so tests never wait.
 - **Errors**: the service's ``{Code, Message, RequestId}`` (HTTP 4xx/5xx, or a 200 whose
   ``Code`` is not ``"200"`` / ``Success`` is false) become the typed errors of
@@ -104,7 +105,8 @@ class CurrentCredentials(Protocol):
     async def current(self) -> Triple: ...
 
 
-Credentials = CredentialsLike | CurrentCredentials
+Credentials = CredentialsLike | CurrentCredentials | Triple
+"""What signs: static keys, a refreshing source, or one triple."""
 
 
 def retry_after_seconds(value: str | None) -> float | None:
@@ -289,7 +291,8 @@ class OpenApiClient:
                 if isinstance(error, OpenApiThrottledError):
                     error.retry_after = outcome.retry_after
                 raise error
-            wait = backoff(self.retry, attempts, outcome.retry_after, self.random())
+            hint = outcome.retry_after  # the service's own wait is kept whole (<= 120 s)
+            wait = hint if hint is not None else backoff(self.retry, attempts, None, self.random())
             left = self.retry.max_time - (self.monotonic() - started)
             if wait > left:
                 if isinstance(error, OpenApiThrottledError):
@@ -299,10 +302,10 @@ class OpenApiClient:
 
     async def _signing_keys(self) -> CredentialsLike:
         source = self.credentials
-        if isinstance(source, CurrentCredentials):
-            triple = await source.current()
+        triple = await source.current() if isinstance(source, CurrentCredentials) else source
+        if isinstance(triple, Triple):
             return StaticCredentials(triple.access_key_id, triple.secret, triple.token)
-        return source
+        return triple
 
     def _secrets(self, keys: CredentialsLike, headers: Mapping[str, str]) -> list[Secret]:
         """What an answer must not echo, kept masked until the scrub."""
@@ -374,9 +377,11 @@ class OpenApiClient:
         secrets: Iterable[Secret],
     ) -> _Attempt:
         parsed = _parse(body, headers.get("content-type", ""))
-        retry_after = retry_after_seconds(headers.get("x-acs-retry-after"))
+        retry_after = None
+        if status >= 400:  # the SDK reads the header on error answers only
+            retry_after = retry_after_seconds(headers.get("x-acs-retry-after"))
         fields = _error_fields(parsed)
-        if 200 <= status < 300 and retry_after is None:
+        if 200 <= status < 300:
             if not isinstance(parsed, dict):
                 return _Attempt(
                     error=self._malformed(action, "answer is not a JSON object", status)

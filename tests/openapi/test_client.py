@@ -359,11 +359,23 @@ def test_throttling_past_the_budget_is_a_throttled_error(clock: FakeClock) -> No
     assert clock.sleeps == [2.0, 2.0]
 
 
-def test_a_retry_after_header_on_a_200_is_throttling(clock: FakeClock) -> None:
-    replies = iter([answer(OK, retry_after="100"), answer(OK)])
+def test_a_retry_after_header_on_a_200_is_not_throttling(clock: FakeClock) -> None:
+    fake = FakeOpenApi(lambda seen: answer(OK, retry_after="100"))
+    assert run(client(fake, clock).acall("A")) == OK
+    assert clock.sleeps == []
+
+
+def test_the_services_wait_is_kept_whole_past_the_policys_max_wait(clock: FakeClock) -> None:
+    replies = iter([error("Throttling", "x", 400, retry_after="20000"), answer(OK)])
     fake = FakeOpenApi(lambda seen: next(replies))
-    run(client(fake, clock).acall("A"))
-    assert clock.sleeps == [0.1]
+    run(client(fake, clock, retry=RetryPolicy(max_attempts=3, max_time=60, max_wait=8)).acall("A"))
+    assert clock.sleeps == [20.0]
+
+
+def test_a_lone_triple_signs_too(clock: FakeClock) -> None:
+    fake = FakeOpenApi(lambda seen: answer(OK))
+    run(client(fake, clock, credentials=Triple(KEY_ID, SECRET, TOKEN)).acall("A"))
+    assert fake.seen[0].headers["x-acs-security-token"] == TOKEN
 
 
 def test_a_5xx_is_retried_within_the_bound_then_raised(clock: FakeClock) -> None:
