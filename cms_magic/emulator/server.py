@@ -266,7 +266,10 @@ class EmulatorServer:
         return self.emulator.requests()
 
     def reset(self) -> None:
-        """Forget events and requests, refill quotas; see :meth:`Emulator.reset`."""
+        """Forget events and requests, refill quotas; see :meth:`Emulator.reset`.
+
+        Minted credentials stay valid (a send signed with them goes on working) and the
+        credential calls stay counted (:attr:`minted`)."""
         self.emulator.reset()
 
     # ----------------------------------------------------------------- lifecycle
