@@ -305,6 +305,7 @@ def build(spec: Spec, settings: Settings) -> RefreshingCredentials | Problem:
         if isinstance(checked, Problem):
             return checked
         fetch = sources.credentials_uri(checked, client=settings.client)
+        known += _uri_secrets(checked)
         key = f"uri:{shown_uri(checked)}"
     else:
         base = _metadata_base(settings)
@@ -333,6 +334,25 @@ def _check_uri(spec: Spec) -> str | Problem:
     if not ok:
         return Problem(f"{spec.source}: the credentials URI must be an http(s) URL")
     return uri
+
+
+def _uri_secrets(uri: str) -> list[Secret]:
+    """What in a credentials URI may be a key: its password, its user info as the Basic
+    header carries it, its query and each query value (scrubbed from any error)."""
+    import base64
+    from urllib.parse import parse_qsl, unquote
+
+    parts = urlsplit(uri)
+    found: list[str] = []
+    if parts.password:
+        found.append(unquote(parts.password))
+    if parts.username is not None:
+        userinfo = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+        found.append(base64.b64encode(userinfo.encode("utf-8")).decode("ascii"))
+    if parts.query:
+        found.append(parts.query)
+        found += [v for _, v in parse_qsl(parts.query, keep_blank_values=True) if len(v) >= 4]
+    return [Secret(text) for text in found if text]
 
 
 def _chained(inner: RefreshingCredentials, role_arn: str, kwargs: dict[str, Any]) -> Fetch:

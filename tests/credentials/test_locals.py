@@ -485,22 +485,27 @@ def shown(obj: object) -> str:
 
 def from_cli_ak(home: Path) -> Credentials:
     cli(home, {"profiles": [ak()]})
-    return resolve_credentials(env={}, home=home)
+    return static(resolve_credentials(env={}, home=home))
 
 
 def from_cli_sts(home: Path) -> Credentials:
     cli(home, {"current": "default", "profiles": [sts()]})
-    return resolve_credentials(env={}, home=home)
+    return static(resolve_credentials(env={}, home=home))
 
 
 def from_ini_sts(home: Path) -> Credentials:
     ini(home, ini_sts())
-    return resolve_credentials(env={}, home=home)
+    return static(resolve_credentials(env={}, home=home))
+
+
+def static(found: object) -> Credentials:
+    assert isinstance(found, Credentials), found
+    return found
 
 
 SOURCES: dict[str, Callable[[Path], Credentials]] = {
-    "explicit": lambda home: resolve_credentials(KEY_ID, SECRET, TOKEN, env={}, home=home),
-    "environment": lambda home: resolve_credentials(env=full_env(), home=home),
+    "explicit": lambda home: static(resolve_credentials(KEY_ID, SECRET, TOKEN, env={}, home=home)),
+    "environment": lambda home: static(resolve_credentials(env=full_env(), home=home)),
     "cli AK": from_cli_ak,
     "cli StsToken": from_cli_sts,
     "ini sts": from_ini_sts,

@@ -34,6 +34,12 @@ def assert_no_secret(text: str) -> None:
         assert fragment not in text, text
 
 
+def static(found: object) -> Credentials:
+    """A static source's result (resolve_credentials may also give a RefreshingCredentials)."""
+    assert isinstance(found, Credentials), found
+    return found
+
+
 def write_cli(home: Path, data: Any) -> Path:
     path = home / ".aliyun" / "config.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +87,7 @@ def resolve(home: Path) -> Callable[..., Credentials]:
     def call(*args: Any, **kwargs: Any) -> Credentials:
         kwargs.setdefault("env", {})
         kwargs.setdefault("home", home)
-        return resolve_credentials(*args, **kwargs)
+        return static(resolve_credentials(*args, **kwargs))
 
     return call
 
@@ -194,7 +200,7 @@ def test_explicit_arguments_win_over_everything(home: Path) -> None:
     write_cli(home, {"current": "default", "profiles": [cli_profile("default")]})
     write_ini(home, ini_section("default"))
     env = {ENV_ID: "ENVID-1234567890", ENV_SECRET: "env-secret"}
-    creds = resolve_credentials(KEY_ID, SECRET, env=env, home=home, profile="default")
+    creds = static(resolve_credentials(KEY_ID, SECRET, env=env, home=home, profile="default"))
     assert creds.access_key_id == KEY_ID
     assert creds.source == "explicit"
 
@@ -272,7 +278,7 @@ def test_environment_wins_over_profile_chosen_by_environment(home: Path) -> None
 def test_profile_argument_skips_environment_keys(home: Path) -> None:
     write_cli(home, {"profiles": [cli_profile("prod")]})
     env = {ENV_ID: KEY_ID, ENV_SECRET: SECRET}
-    creds = resolve_credentials(profile="prod", env=env, home=home)
+    creds = static(resolve_credentials(profile="prod", env=env, home=home))
     assert creds.access_key_id == f"prod-{KEY_ID}"
     assert creds.source == "aliyun CLI profile 'prod' (~/.aliyun/config.json)"
 
