@@ -38,7 +38,7 @@ import json
 import random as _random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from types import TracebackType
 from typing import Final, Literal, Protocol, runtime_checkable
 
@@ -91,6 +91,9 @@ _MAX_RETRY_AFTER_MS: Final = 120_000
 _RETRY_STATUSES: Final = frozenset({500, 502, 503, 504})
 _EXPIRED_TOKEN: Final = re.compile(r"^InvalidSecurityToken\.Expired", re.IGNORECASE)
 _USER_AGENT: Final = f"cms-magic/{__version__} (openapi)"
+#: Answers are asked for unencoded (not signed: the HTTP layer's header), so the byte
+#: bound is on what arrives and no decoder can expand it.
+_IDENTITY: Final = {"accept-encoding": "identity"}
 
 Answer = dict[str, object]
 """A parsed JSON answer: the top-level object."""
@@ -325,7 +328,7 @@ class OpenApiClient:
             host,
             url.path,
             params,
-            {"accept": "application/json", "user-agent": _USER_AGENT},
+            {"accept": "application/json", "user-agent": _USER_AGENT, **_IDENTITY},
             b"",
             keys,
             action=action,
@@ -343,8 +346,8 @@ class OpenApiClient:
             del exc
             error = OpenApiConnectionError(kind, "no answer", action=action)
             return _Attempt(error=error, retryable=True)
-        except _TooLarge:
-            return _Attempt(error=self._malformed(action, "answer too large", None))
+        except _Unreadable as exc:
+            return _Attempt(error=self._malformed(action, str(exc), None))
         return self._judge(action, status, answer_headers, body, secrets)
 
     async def _exchange(
@@ -353,16 +356,27 @@ class OpenApiClient:
         request = http.build_request(self.method, url, headers=headers)
         response = await http.send(request, stream=True)
         try:
-            chunks: list[bytes] = []
-            size = 0
-            async for chunk in response.aiter_bytes():
-                size += len(chunk)
-                if size > self.max_answer_bytes:
-                    raise _TooLarge
-                chunks.append(chunk)
+            encoding = response.headers.get("content-encoding", "identity").strip().lower()
+            if encoding not in ("", "identity"):
+                raise _Unreadable(f"answer is encoded ({encoding[:20]}) though identity was asked")
+            if response.is_stream_consumed:  # read already (a mock transport's answer)
+                chunks = [response.content]
+            else:
+                chunks = [chunk async for chunk in self._bounded(response)]
+            if sum(len(chunk) for chunk in chunks) > self.max_answer_bytes:
+                raise _Unreadable("answer too large")
         finally:
             await response.aclose()
         return response.status_code, response.headers, b"".join(chunks)
+
+    async def _bounded(self, response: httpx.Response) -> AsyncIterator[bytes]:
+        """The raw body's chunks, stopping past the bound (so a huge answer is not read)."""
+        size = 0
+        async for chunk in response.aiter_raw():
+            size += len(chunk)
+            yield chunk
+            if size > self.max_answer_bytes:
+                return
 
     def _malformed(self, action: str, what: str, status: int | None) -> OpenApiError:
         limit = f" (at most {self.max_answer_bytes:,} bytes are read)" if "large" in what else ""
@@ -423,8 +437,8 @@ class OpenApiClient:
         )
 
 
-class _TooLarge(Exception):
-    """The answer passed the byte bound."""
+class _Unreadable(Exception):
+    """The answer passed the byte bound, or came encoded."""
 
 
 def _parse(body: bytes, content_type: str) -> object:
@@ -439,7 +453,7 @@ def _parse(body: bytes, content_type: str) -> object:
         return found or None
     try:
         return json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
         return None
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -440,6 +440,49 @@ def test_an_answer_larger_than_the_bound_is_refused(clock: FakeClock) -> None:
         run(client(fake, clock, max_answer_bytes=1000).acall("A"))
     assert caught.value.code == "MalformedAnswer"
     assert len(fake.seen) == 1
+
+
+def test_an_endless_streamed_answer_stops_at_the_bound(clock: FakeClock) -> None:
+    chunks: list[int] = []
+
+    async def endless() -> AsyncIterator[bytes]:
+        while True:
+            chunks.append(1)
+            yield b"x" * 1024
+
+    fake = FakeOpenApi(lambda seen: httpx.Response(200, content=endless()))
+    with pytest.raises(OpenApiError, match="too large"):
+        run(client(fake, clock, max_answer_bytes=10_000).acall("A"))
+    assert len(chunks) <= 11
+
+
+def test_a_streamed_answer_within_the_bound_is_read(clock: FakeClock) -> None:
+    async def parts() -> AsyncIterator[bytes]:
+        text = json.dumps({**OK, "Pad": "y" * 3000}).encode()
+        for start in range(0, len(text), 500):
+            yield text[start : start + 500]
+
+    fake = FakeOpenApi(lambda seen: httpx.Response(200, content=parts()))
+    assert run(client(fake, clock).acall("A"))["Pad"] == "y" * 3000
+
+
+def test_an_encoded_answer_is_refused_and_identity_is_asked(clock: FakeClock) -> None:
+    import gzip
+
+    body = gzip.compress(json.dumps(OK).encode())
+    fake = FakeOpenApi(
+        lambda seen: httpx.Response(200, content=body, headers={"content-encoding": "gzip"})
+    )
+    with pytest.raises(OpenApiError, match=r"encoded \(gzip\)"):
+        run(client(fake, clock).acall("A"))
+    assert fake.seen[0].headers["accept-encoding"] == "identity"
+    assert "accept-encoding" not in fake.seen[0].headers["authorization"]
+
+
+def test_a_deeply_nested_answer_is_malformed_not_a_crash(clock: FakeClock) -> None:
+    fake = FakeOpenApi(lambda seen: httpx.Response(200, text="[" * 100_000 + "]" * 100_000))
+    with pytest.raises(OpenApiError, match="not a JSON object"):
+        run(client(fake, clock).acall("A"))
 
 
 def test_a_200_that_is_not_a_json_object_is_malformed(clock: FakeClock) -> None:
