@@ -11,6 +11,7 @@ from cms_magic.credentials.static import (
     ENV_PROFILE,
     ENV_SECURITY_TOKEN,
     Credentials,
+    ResolvedCredentials,
     mask,
     resolve_credentials,
 )
@@ -23,6 +24,7 @@ __all__ = [
     "ENV_SECURITY_TOKEN",
     "Credentials",
     "RefreshingCredentials",
+    "ResolvedCredentials",
     "Secret",
     "mask",
     "resolve_credentials",

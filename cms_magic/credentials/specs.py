@@ -20,6 +20,7 @@ from cms_magic.errors import CredentialsError
 
 __all__ = [
     "ASSUME_ROLE",
+    "CONFIGURING_VARIABLES",
     "ECS_RAM_ROLE",
     "ENV_CREDENTIALS_URI",
     "ENV_ECS_METADATA",
@@ -45,6 +46,19 @@ ENV_ROLE_SESSION_NAME: Final = "ALIBABA_CLOUD_ROLE_SESSION_NAME"
 ENV_CREDENTIALS_URI: Final = "ALIBABA_CLOUD_CREDENTIALS_URI"
 ENV_ECS_METADATA: Final = "ALIBABA_CLOUD_ECS_METADATA"
 ENV_ECS_METADATA_DISABLED: Final = "ALIBABA_CLOUD_ECS_METADATA_DISABLED"
+
+#: Variables whose presence says the real cloud's credentials are configured here (a skin
+#: then never assumes the local emulator): the static keys, a profile or credentials file,
+#: and each refreshing source's (OIDC's role ARN or token file, the URI, the ECS role name).
+CONFIGURING_VARIABLES: Final = (
+    "ALIBABA_CLOUD_ACCESS_KEY_ID",
+    "ALIBABA_CLOUD_PROFILE",
+    "ALIBABA_CLOUD_CREDENTIALS_FILE",
+    ENV_ROLE_ARN,
+    ENV_OIDC_TOKEN_FILE,
+    ENV_CREDENTIALS_URI,
+    ENV_ECS_METADATA,
+)
 
 Kind = Literal["assume_role", "oidc", "uri", "ecs_ram_role"]
 ASSUME_ROLE: Final = "assume_role"

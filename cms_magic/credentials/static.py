@@ -91,6 +91,7 @@ __all__ = [
     "ENV_SECURITY_TOKEN",
     "Credentials",
     "RefreshingCredentials",
+    "ResolvedCredentials",
     "Secret",
     "mask",
     "resolve_credentials",

@@ -637,3 +637,28 @@ def test_refreshing_credentials_reject_an_empty_quota_key() -> None:
     with pytest.raises(CredentialsError, match="quota_key"):
         RefreshingCredentials(fetch, source="x", quota_key=" ")
     assert RefreshingCredentials(fetch, source="a source").quota_key == "a source"
+
+
+def test_the_variables_that_configure_the_cloud_cover_every_environment_source(
+    home: Path, tmp_path: Path
+) -> None:
+    """A skin counting CONFIGURING_VARIABLES sees every source the environment configures."""
+    from cms_magic.credentials.specs import CONFIGURING_VARIABLES
+
+    for env in (
+        {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET},
+        oidc_env(tmp_path),
+        {"ALIBABA_CLOUD_CREDENTIALS_URI": URI},
+        {"ALIBABA_CLOUD_ECS_METADATA": ECS_ROLE},
+    ):
+        resolve_credentials(env=env, home=home)  # a source
+        assert set(env) & set(CONFIGURING_VARIABLES), env
+
+
+def test_importing_the_credentials_package_loads_no_http_client() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, cms_magic.credentials; print('httpx' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert out.stdout.strip() == "False"
