@@ -200,7 +200,9 @@ class SqliteStore:
     """A :class:`Store` and :class:`EventStore` in SQLite.
 
     ``path`` None keeps the database in memory (gone with the store); a path opens
-    or creates that file (WAL journal), so the events outlive the process. ``clock``
+    or creates that file (WAL journal), so the events outlive the process;
+    ``temporary=True`` (no path) keeps it in a private file SQLite deletes when the
+    store closes: only SQLite's page cache (about 2 MB) stays in memory. ``clock``
     (epoch seconds) stamps each event's stored time; ``delay`` is how many seconds
     a stored event stays invisible to queries (0: at once). :meth:`close` (or
     ``with``) releases the file; an unclosed store closes when collected.
@@ -213,7 +215,9 @@ class SqliteStore:
         "_delay",
         "_finalizer",
         "_idle",
+        "_latest_ms",
         "_lock",
+        "_temporary",
         "clock",
         "path",
     )
@@ -224,12 +228,18 @@ class SqliteStore:
         *,
         clock: Callable[[], float] = time.time,
         delay: float = 0.0,
+        temporary: bool = False,
     ) -> None:
         self.path: str | None = None if path is None else os.fspath(path)
         if self.path in {"", ":memory:"}:
             raise ConfigError(
                 "must be a file path, or None for a store in memory", option="path", value=path
             )
+        if temporary and self.path is not None:
+            raise ConfigError(
+                "a temporary store has no path: give one or the other", option="temporary"
+            )
+        self._temporary = bool(temporary)
         self.clock = clock
         self._delay = _check_delay(delay)
         self._lock = threading.Lock()
@@ -237,10 +247,14 @@ class SqliteStore:
         self._idle: list[sqlite3.Connection] = []
         self._conn = self._connect()
         self._open_schema()
+        #: The latest stored time held: a query at or after it (no delay) needs no visibility check.
+        self._latest_ms: int = self._conn.execute(
+            "SELECT ifnull(max(stored_ms), ?) FROM events", (_INT_MIN,)
+        ).fetchone()[0]
         self._finalizer = weakref.finalize(self, _close_all, self._conn, self._idle)
 
     def __repr__(self) -> str:
-        where = "in memory" if self.path is None else repr(self.path)
+        where = repr(self.path) if self.path else "temporary" if self._temporary else "in memory"
         if self._closed:
             return f"{type(self).__name__}({where}, closed)"
         requests = self._scalar("SELECT count(*) FROM requests")
@@ -300,6 +314,8 @@ class SqliteStore:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            if rows:
+                self._latest_ms = max(self._latest_ms, stored_ms)
 
     def events(self, offset: int = 0, limit: int | None = None) -> list[Event]:
         _check_window(offset, limit)
@@ -326,6 +342,7 @@ class SqliteStore:
             conn.execute("DELETE FROM events")
             conn.execute("DELETE FROM requests")
             conn.execute("COMMIT")
+            self._latest_ms = _INT_MIN
 
     # ----------------------------------------------------------------- EventStore
 
@@ -395,8 +412,13 @@ class SqliteStore:
         """The WHERE clause for ``query`` and its arguments: the clause is made of fixed
         fragments only (every value is a bound ``?``)."""
         visible = _ms(self.clock() if now is None else now) - _ms(self._delay)
-        clauses: list[str] = ["stored_ms <= ?"]
-        args: list[object] = [visible]
+        clauses: list[str] = ["1"]
+        args: list[object] = []
+        # Without a delay, a query after the latest add sees everything: no check, so the
+        # time index alone can answer (with a delay, an add racing this query must stay hidden).
+        if self._delay > 0 or visible < self._latest_ms:
+            clauses.append("stored_ms <= ?")
+            args.append(visible)
         if query.name is not None:
             clauses.append("name = ?")
             args.append(query.name)
@@ -430,7 +452,7 @@ class SqliteStore:
     def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(
-                ":memory:" if self.path is None else self.path,
+                self.path or ("" if self._temporary else ":memory:"),
                 isolation_level=None,  # transactions are explicit
                 check_same_thread=False,  # guarded by the lock or the pool
             )

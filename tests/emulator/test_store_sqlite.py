@@ -278,6 +278,18 @@ def test_events_become_visible_delay_seconds_after_they_were_stored(clock: FakeC
     assert contents(store.query(everything)) == ["y", "x"]
 
 
+def test_without_a_delay_an_event_stored_later_than_now_is_not_seen_yet(
+    store: SqliteStore, clock: FakeClock
+) -> None:
+    stored(store, ev("a", "now"))
+    store.add([ev("a", "later")], request=RECORD, stored_at=clock.now + 10)
+    assert contents(store.query(EventQuery())) == ["now"]
+    assert contents(store.query(EventQuery(), now=clock.now + 10)) == ["later", "now"]
+    store.clear()
+    stored(store, ev("a", "again"))
+    assert contents(store.query(EventQuery())) == ["again"]
+
+
 @pytest.mark.parametrize("delay", [-1, True, "5", float("nan")])
 def test_a_bad_delay_is_named(delay: Any) -> None:
     with pytest.raises(ConfigError) as excinfo:
@@ -330,6 +342,17 @@ def test_memory_is_asked_for_with_none(path: str) -> None:
     with pytest.raises(ConfigError) as excinfo:
         SqliteStore(path)
     assert excinfo.value.option == "path"
+
+
+def test_a_temporary_store_keeps_its_events_in_a_file_of_its_own(clock: FakeClock) -> None:
+    with SqliteStore(temporary=True, clock=clock) as store:
+        stored(store, ev("t", "x", T0))
+        assert store.path is None
+        assert contents(store.query(EventQuery())) == ["x"]
+        assert repr(store) == "SqliteStore(temporary, 1 events, 1 requests)"
+    with pytest.raises(ConfigError) as excinfo:
+        SqliteStore("x.sqlite", temporary=True)
+    assert excinfo.value.option == "temporary"
 
 
 def test_close_is_idempotent(tmp_path: Path) -> None:
