@@ -10,6 +10,15 @@ has); registering one more is one line::
     table.register(sts, "AssumeRole", "AssumeRoleWithOIDC")
     table.register(cms, "DescribeCustomEventCount")
 
+An action that only needs the verified parameters registers a plain function through the
+server, which checks the signature first (RPC v2 or ACS3, the emulator's keys and the keys
+it minted with their token, the time stamp, a nonce never used before:
+:class:`~cms_magic.emulator.verify.SignedAction`)::
+
+    server.routes.register_signed(
+        lambda params, now, key_id: answer(params, now), "DescribeCustomEventCount"
+    )
+
 An action nobody registered is answered as the services answer it: HTTP 404,
 ``{"Code": "InvalidAction.NotFound", "Message": "Specified api is not found, please check
 your url and method.", "RequestId": ...}`` (the message goes on to list the actions served

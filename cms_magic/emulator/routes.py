@@ -10,7 +10,8 @@ By the request's head (method, path, query, headers), in this order:
 ``GET|POST /`` with ``Action=`` in the query,   the OpenAPI front (:class:`~.openapi.ActionTable`):
 header ``x-acs-action``, or a form body         ``AssumeRole``, ``AssumeRoleWithOIDC``
                                                 (:class:`~.sts.StsEmulator`), and what else is
-                                                registered (:meth:`Routes.register`)
+                                                registered (:meth:`Routes.register`,
+                                                :meth:`Routes.register_signed`)
 anything else                                   the upload path (:class:`~.service.Emulator`)
 ==============================================  =============================================
 
@@ -24,6 +25,7 @@ the request log and meet injected faults; the other handlers count their answers
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 from urllib.parse import urlsplit
@@ -48,6 +50,7 @@ from cms_magic.emulator.openapi import (
 )
 from cms_magic.emulator.service import Emulator, EmulatorResponse
 from cms_magic.emulator.sts import STS_ACTIONS, StsEmulator
+from cms_magic.emulator.verify import NonceLedger, OpenApiVerifier, SignedAction
 from cms_magic.errors import ConfigError
 
 __all__ = ["DEFAULT_METADATA_ROLE", "MintedCounts", "Route", "Routes"]
@@ -123,8 +126,15 @@ class Routes:
             return emulator.clock()
 
         registry = emulator.registry
+        self._now = now
+        #: The nonces of every signed OpenAPI request verified here (replays are refused).
+        self.nonces = NonceLedger()
         self.sts = StsEmulator(
-            emulator.credentials, registry=registry, lifetime_seconds=lifetime, clock=now
+            emulator.credentials,
+            registry=registry,
+            lifetime_seconds=lifetime,
+            clock=now,
+            nonces=self.nonces,
         )
         self.credentials_uri = CredentialsUriEmulator(
             registry=registry, lifetime_seconds=lifetime, clock=now
@@ -162,6 +172,24 @@ class Routes:
     def register(self, handler: Handler, *actions: str) -> None:
         """Answer these OpenAPI actions with ``handler`` (see :class:`ActionTable`)."""
         self.actions.register(handler, *actions)
+
+    def register_signed(
+        self,
+        answer: Callable[[Mapping[str, str], float, str], EmulatorResponse],
+        *actions: str,
+    ) -> SignedAction:
+        """Answer these actions with ``answer(params, now, key_id)`` once the request's
+        signature is verified (the emulator's keys and minted ones, time, nonce); returns
+        the :class:`~cms_magic.emulator.verify.SignedAction` (its ``calls``, ``refused``)."""
+        handler = SignedAction(answer, self.verifier(), clock=self._now)
+        self.actions.register(handler, *actions)
+        return handler
+
+    def verifier(self) -> OpenApiVerifier:
+        """A signature verifier with this server's keys, minted keys and nonce ledger."""
+        return OpenApiVerifier(
+            self.emulator.credentials, self.emulator.registry, nonces=self.nonces
+        )
 
     def minted(self) -> MintedCounts:
         """What has been minted and how many credential calls were answered, now."""

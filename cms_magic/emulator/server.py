@@ -224,7 +224,9 @@ class EmulatorServer:
         self.routes.metadata.allow_v1 = bool(allow)
 
     def register(self, handler: Handler, *actions: str) -> None:
-        """Answer these OpenAPI actions (``GET|POST /``) with ``handler`` from now on."""
+        """Answer these OpenAPI actions (``GET|POST /``) with ``handler`` from now on;
+        :meth:`Routes.register_signed <cms_magic.emulator.routes.Routes.register_signed>`
+        verifies the signature first."""
         self.routes.register(handler, *actions)
 
     @property

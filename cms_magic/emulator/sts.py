@@ -73,7 +73,7 @@ from cms_magic.emulator.openapi import (
 )
 from cms_magic.emulator.service import EmulatorResponse, demo_credentials, json_response
 from cms_magic.emulator.validation import show
-from cms_magic.emulator.verify import MAX_SKEW_SECONDS, OpenApiVerifier
+from cms_magic.emulator.verify import MAX_SKEW_SECONDS, NonceLedger, OpenApiVerifier
 from cms_magic.openapi import signing
 
 __all__ = [
@@ -117,7 +117,9 @@ class StsEmulator:
     (``SecurityToken`` / ``x-acs-security-token``), until they expire. Every credential
     minted lives ``lifetime_seconds``, or ``DurationSeconds`` when the request asks for
     less; ``DurationSeconds`` below ``min_duration_seconds`` (900, as the service) is
-    refused. ``calls`` counts answered requests by action (successes only), ``refused``
+    refused. With ``nonces`` (a :class:`~cms_magic.emulator.verify.NonceLedger`) a replayed
+    AssumeRole is refused (``SignatureNonceUsed``). ``calls`` counts answered requests by
+    action (successes only), ``refused``
     the requests answered with an error. ``fail_with``, when set, makes every answer an
     HTTP 500 with that ``Code`` (a failing STS, to exercise a refresh that fails).
     """
@@ -131,6 +133,7 @@ class StsEmulator:
         min_duration_seconds: int = 900,
         clock: Callable[[], float] = time.time,
         max_skew_seconds: float = MAX_SKEW_SECONDS,
+        nonces: NonceLedger | None = None,
     ) -> None:
         if credentials is None:
             keys: tuple[Credentials, ...] = (demo_credentials(),)
@@ -144,6 +147,7 @@ class StsEmulator:
         self.min_duration_seconds = min_duration_seconds
         self.clock = clock
         self.max_skew_seconds = max_skew_seconds
+        self.nonces = nonces
         self.fail_with: str | None = None
         self.calls: Counter[str] = Counter()
         self.refused = 0
@@ -291,5 +295,8 @@ class StsEmulator:
 
     def _verifier(self) -> OpenApiVerifier:
         return OpenApiVerifier(
-            self.credentials, self.registry, max_skew_seconds=self.max_skew_seconds
+            self.credentials,
+            self.registry,
+            max_skew_seconds=self.max_skew_seconds,
+            nonces=self.nonces,
         )

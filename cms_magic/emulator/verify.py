@@ -26,19 +26,28 @@ from __future__ import annotations
 import calendar
 import hmac
 import re
+import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping
 from typing import Final
 from urllib.parse import unquote
 
 from cms_magic.credentials.secret import Secret
 from cms_magic.credentials.static import Credentials, mask
 from cms_magic.emulator.minted import MintedRegistry, TokenStatus
-from cms_magic.emulator.openapi import OpenApiError, missing
+from cms_magic.emulator.openapi import (
+    Headers,
+    OpenApiError,
+    missing,
+    request_fields,
+    request_params,
+)
+from cms_magic.emulator.service import EmulatorResponse
 from cms_magic.emulator.validation import TOKEN_MARKER, show
 from cms_magic.openapi import signing
 
-__all__ = ["MAX_SKEW_SECONDS", "OpenApiVerifier"]
+__all__ = ["MAX_SKEW_SECONDS", "NONCE_USED_CODE", "NonceLedger", "OpenApiVerifier", "SignedAction"]
 
 #: How far a request's Timestamp / x-acs-date may be from the clock (15 minutes).
 MAX_SKEW_SECONDS: Final = 900.0
@@ -48,15 +57,54 @@ _ACS3_AUTH: Final = re.compile(
 )
 
 
+#: The services' code for a replayed request (a nonce seen before).
+NONCE_USED_CODE: Final = "SignatureNonceUsed"
+
+
 def _iso(epoch: float) -> str:
     return signing.format_date(epoch)
+
+
+class NonceLedger:
+    """The nonces of verified requests, each kept ``window_seconds``: a second use is a replay.
+
+    The window is twice the time skew allowed, so a request is refused as a replay for as
+    long as its time stamp would still pass. Thread-safe; old nonces are dropped as time
+    moves on.
+    """
+
+    def __init__(self, window_seconds: float = 2 * MAX_SKEW_SECONDS) -> None:
+        self.window_seconds = window_seconds
+        self._seen: dict[str, float] = {}
+        self._order: deque[tuple[float, str]] = deque()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._seen)
+
+    def use(self, nonce: str, now: float) -> bool:
+        """Record ``nonce`` at ``now``; False if it was already used within the window."""
+        with self._lock:
+            while self._order and self._order[0][0] <= now:
+                expiry, old = self._order.popleft()
+                if self._seen.get(old) == expiry:
+                    del self._seen[old]
+            if nonce in self._seen:
+                return False
+            expiry = now + self.window_seconds
+            self._seen[nonce] = expiry
+            self._order.append((expiry, nonce))
+            return True
 
 
 class OpenApiVerifier:
     """Checks OpenAPI signatures against ``credentials`` and the keys minted in ``registry``.
 
-    ``credentials`` may change after construction (assign a new tuple); the verifier holds
-    no request state, so one serves every thread.
+    ``credentials`` may change after construction (assign a new tuple). With ``nonces`` (a
+    :class:`NonceLedger`, shared by every verifier of one server), a correctly signed
+    request whose nonce (``SignatureNonce`` / ``x-acs-signature-nonce``) was used before is
+    refused: 400 ``SignatureNonceUsed``. Otherwise the verifier holds no request state.
     """
 
     def __init__(
@@ -65,10 +113,12 @@ class OpenApiVerifier:
         registry: MintedRegistry,
         *,
         max_skew_seconds: float = MAX_SKEW_SECONDS,
+        nonces: NonceLedger | None = None,
     ) -> None:
         self.credentials = tuple(credentials)
         self.registry = registry
         self.max_skew_seconds = max_skew_seconds
+        self.nonces = nonces
 
     def __repr__(self) -> str:
         ids = ", ".join(mask(c.access_key_id) for c in self.credentials)
@@ -92,15 +142,32 @@ class OpenApiVerifier:
         """
         auth = fields.get("authorization", "")
         if "Signature" in params:
-            return self._verify_rpc(method, pairs, params, now)
+            key_id = self._verify_rpc(method, pairs, params, now)
+            self._check_nonce(params.get("SignatureNonce", ""), now)
+            return key_id
         if auth.startswith(signing.ACS3_ALGORITHM):
-            return self._verify_acs3(method, path, pairs, fields, body, now)
+            key_id = self._verify_acs3(method, path, pairs, fields, body, now)
+            self._check_nonce(fields.get("x-acs-signature-nonce", ""), now)
+            return key_id
         raise OpenApiError(
             400,
             "IncompleteSignature",
             "the request must be signed: RPC v2 (Signature, AccessKeyId, ... parameters) "
             "or ACS3-HMAC-SHA256 (Authorization header)",
         )
+
+    def _check_nonce(self, nonce: str, now: float) -> None:
+        if self.nonces is None:
+            return
+        if not nonce:
+            raise missing("SignatureNonce")
+        if not self.nonces.use(nonce, now):
+            raise OpenApiError(
+                400,
+                NONCE_USED_CODE,
+                "Specified signature nonce was used already: sign every request, and every "
+                "retry, with a new nonce",
+            )
 
     def check_time(self, stamp: str | None, now: float, *, required: bool) -> None:
         """``Timestamp`` / ``x-acs-date`` is UTC ``YYYY-MM-DDThh:mm:ssZ`` near ``now``."""
@@ -272,3 +339,49 @@ class OpenApiVerifier:
                 f"server canonical request is:{canonical(shown)}",
             )
         return key_id
+
+
+class SignedAction:
+    """A handler for OpenAPI actions that want a signed request (the table's
+    :class:`~cms_magic.emulator.openapi.Handler`): it verifies the signature, then answers
+    with ``answer(params, now, key_id)``, the request's decoded parameters (query, then a
+    form body), the time and the AccessKeyId that signed it.
+
+    ``calls`` counts requests passed to ``answer``, ``refused`` those refused here (method,
+    signature, time, token, nonce). ``verifier`` and ``clock`` are the server's.
+    """
+
+    def __init__(
+        self,
+        answer: Callable[[Mapping[str, str], float, str], EmulatorResponse],
+        verifier: OpenApiVerifier,
+        *,
+        clock: Callable[[], float],
+    ) -> None:
+        self.answer = answer
+        self.verifier = verifier
+        self.clock = clock
+        self.calls = 0
+        self.refused = 0
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"SignedAction({getattr(self.answer, '__name__', 'answer')}, calls={self.calls})"
+
+    def handle(self, method: str, target: str, headers: Headers, body: bytes) -> EmulatorResponse:
+        """Verify one request and answer it (or refuse it in the services' shape)."""
+        now = self.clock()
+        method = method.upper()
+        fields = request_fields(headers)
+        path, pairs, params = request_params(target, fields, body)
+        try:
+            if method not in ("GET", "POST"):
+                raise OpenApiError(405, "InvalidParameter", f"method {method} is not allowed")
+            key_id = self.verifier.verify(method, path, pairs, params, fields, body, now)
+        except OpenApiError as exc:
+            with self._lock:
+                self.refused += 1
+            return exc.response(now)
+        with self._lock:
+            self.calls += 1
+        return self.answer(params, now, key_id)

@@ -380,3 +380,62 @@ def test_register_wants_action_names(emulator: Any) -> None:
     with pytest.raises(ValueError, match="non-empty string"):
         emulator.register(emulator.routes.sts, "")
     assert emulator.routes.actions.actions == ("AssumeRole", "AssumeRoleWithOIDC")
+
+
+# ---------------------------------------------------------------- signed actions and replays
+
+
+def test_a_replayed_assume_role_is_refused(emulator: Any) -> None:
+    url = rpc_url(emulator, demo_credentials())
+    assert httpx.get(url, timeout=5).status_code == 200
+    assert_openapi_error(httpx.get(url, timeout=5), 400, "SignatureNonceUsed")
+    assert emulator.minted.assume_role == 1
+
+
+def test_register_signed_verifies_before_answering(make_emulator: MakeEmulator) -> None:
+    clock = ShiftedClock()
+    server = make_emulator(sts_lifetime=60, clock=clock)
+    seen: list[tuple[str, str]] = []
+
+    def count(params: Any, now: float, key_id: str) -> EmulatorResponse:
+        seen.append((params.get("Name", ""), key_id))
+        return json_response(200, {"Code": "200", "Count": len(seen)}, now)
+
+    handler = server.routes.register_signed(count, "DescribeCustomEventCount")
+
+    def call(credentials: Any) -> httpx.Response:
+        query = signing.rpc_query(
+            "GET",
+            {"Name": "deploy"},
+            credentials,
+            action="DescribeCustomEventCount",
+            version="2019-01-01",
+            date=signing.format_date(time.time()),
+            nonce=signing.new_nonce(),
+        )
+        return httpx.get(f"{server.url}/?{urlencode(query)}", timeout=5)
+
+    assert call(demo_credentials()).json() == {"Code": "200", "Count": 1}
+    minted = as_credentials(assume_role(server))
+    assert call(minted).json()["Count"] == 2
+    assert seen == [("deploy", demo_credentials().access_key_id), ("deploy", minted.access_key_id)]
+    unsigned = httpx.get(f"{server.url}/?Action=DescribeCustomEventCount", timeout=5)
+    assert_openapi_error(unsigned, 400, "IncompleteSignature")
+    forged = Credentials(demo_credentials().access_key_id, "not-the-secret")
+    assert_openapi_error(call(forged), 400, "SignatureDoesNotMatch")
+    clock.advance(61)
+    assert_openapi_error(call(minted), 400, "InvalidSecurityToken.Expired")
+    assert (handler.calls, handler.refused) == (2, 3)
+
+
+def test_nonce_ledger_forgets_after_its_window() -> None:
+    from cms_magic.emulator.verify import NonceLedger
+
+    ledger = NonceLedger(window_seconds=10)
+    assert ledger.use("a", 0.0)
+    assert not ledger.use("a", 9.9)
+    assert ledger.use("b", 5.0)
+    assert ledger.use("a", 10.0)  # its window passed
+    assert len(ledger) == 2
+    assert ledger.use("c", 100.0)
+    assert len(ledger) == 1
