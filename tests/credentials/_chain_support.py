@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
+from cms_magic.credentials import RefreshingCredentials, resolve_credentials
 from cms_magic.credentials.static import Credentials
 from cms_magic.emulator.sts import (
     CredentialsUriEmulator,
@@ -19,8 +21,10 @@ from cms_magic.emulator.sts import (
     MintedRegistry,
     StsEmulator,
 )
+from cms_magic.errors import CredentialsError
 
 T = TypeVar("T")
+Resolved = Credentials | RefreshingCredentials
 
 KEY_ID = "LTAI5tChainCanary00ab"
 SECRET = "SECRET-ch4inCanary3141"
@@ -123,3 +127,31 @@ class Cloud:
 
     def actions(self) -> list[str]:
         return [r.url.params.get("Action", r.url.path) for r in self.seen]
+
+
+def resolve(
+    home: Path, cloud: Cloud | None = None, env: dict[str, str] | None = None, **kw: Any
+) -> Resolved:
+    base = {"CMS_MAGIC_STS_ENDPOINT": STS_URL, "CMS_MAGIC_METADATA_URL": META_URL}
+    if cloud is not None:
+        kw.setdefault("client", cloud.transport)
+    return resolve_credentials(env=base | (env or {}), home=home, **kw)
+
+
+def refreshing(found: Resolved) -> RefreshingCredentials:
+    assert isinstance(found, RefreshingCredentials), found
+    return found
+
+
+def oidc_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        "ALIBABA_CLOUD_ROLE_ARN": ROLE,
+        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": PROVIDER,
+        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": str(token_file(tmp_path)),
+    } | extra
+
+
+def error_of(call: Any) -> str:
+    with pytest.raises(CredentialsError) as info:
+        call()
+    return str(info.value)
