@@ -472,3 +472,79 @@ def test_import_readback_stays_light() -> None:
         [sys.executable, "-c", code], check=True, capture_output=True, text=True
     ).stdout.split()
     assert not {"httpx", "pandas", "numpy"} & {m.split(".")[0] for m in loaded}
+
+
+# ---- the emulator's own handlers (a contract test, until the lead wires the routes) ------
+
+
+class EmulatorCms:
+    """The emulator's pure CMS handlers (``emulator.openapi_cms``) behind a MockTransport,
+    with this file's signature check in front: write with PutCustomEvent, read back."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        from cms_magic.emulator.openapi_cms import ACTIONS
+        from cms_magic.emulator.store import MemoryStore
+
+        self.actions = ACTIONS
+        self.clock = clock
+        self.store = MemoryStore(clock=clock)
+        self.fake = FakeOpenApi(self.reply)
+
+    def reply(self, seen: Seen) -> httpx.Response:
+        handler = self.actions[seen.action]
+        got = handler(seen.params, store=self.store, now=self.clock())
+        return httpx.Response(got.status, content=got.body, headers=got.headers)
+
+    def client(self) -> OpenApiClient:
+        return reader(self.fake, self.clock)
+
+
+def test_the_emulators_handlers_page_filter_and_count_what_was_put(now: FakeClock) -> None:
+    emulator = EmulatorCms(now)
+    c = emulator.client()
+    base_ms = int((NOW - 600) * 1000)
+    for batch in range(3):  # 3 x 50 events, the PutCustomEvent maximum per call
+        params: dict[str, object] = {}
+        for n in range(1, 51):
+            i = batch * 50 + n
+            params[f"EventInfo.{n}.EventName"] = "deploy" if i % 3 else "中文 事件"
+            params[f"EventInfo.{n}.Content"] = f"run {i} ValueError" if i % 5 == 0 else f"run {i}"
+            params[f"EventInfo.{n}.GroupId"] = str(i % 2)
+            params[f"EventInfo.{n}.Time"] = str(base_ms + i * 1000)
+        assert c.call("PutCustomEvent", params)["Code"] == "200"
+    every = query_events(client=c, page_size=DEFAULT_PAGE_SIZE)
+    assert len(every) == 150
+    assert every["id"].is_unique
+    assert [s.params["PageNumber"] for s in emulator.fake.seen[3:]] == ["1", "2", "3", "4"]
+    named = query_events("中文 事件", client=c, group_id=1, since="15m", clock=now)
+    assert len(named) == sum(1 for i in range(1, 151) if i % 3 == 0 and i % 2 == 1)
+    assert set(named["name"]) == {"中文 事件"}
+    assert set(named["group_id"]) == {1}
+    found = query_events(client=c, search="ValueError", limit=7)
+    assert len(found) == 7
+    assert found["content"].str.contains("ValueError").all()
+    window = query_events(
+        client=c, since=base_ms_dt(base_ms + 101_000), until=base_ms_dt(base_ms + 110_000)
+    )
+    assert sorted(int(t.timestamp()) for t in window["time"]) == [
+        (base_ms + i * 1000) // 1000 for i in range(101, 111)
+    ]
+    assert count_events(client=c) == 150
+    assert count_events("deploy", client=c) == 100
+    by_name = count_events(client=c, by_name=True)
+    assert dict(zip(by_name["name"], by_name["count"], strict=True)) == {"deploy": 100, "中文 事件": 50}
+    histogram = event_histogram(client=c, since="15m", until="now", clock=now)
+    assert histogram["count"].sum() == 150
+    assert histogram["start"].is_monotonic_increasing
+
+
+def base_ms_dt(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, timezone.utc)
+
+
+def test_the_emulators_refusal_is_a_typed_error_naming_the_parameter(now: FakeClock) -> None:
+    c = EmulatorCms(now).client()
+    with pytest.raises(OpenApiError) as caught:
+        query_events(client=c, page_size=5000)
+    assert caught.value.code == "InvalidParameter"
+    assert "PageSize" in caught.value.message
