@@ -36,9 +36,15 @@ and region, metadata URL, IMDSv1) are listed in :mod:`cms_magic.credentials.chai
 The profile of steps 5 and 6 is the ``profile`` argument, else
 ``ALIBABA_CLOUD_PROFILE``, else the CLI's ``current`` profile (step 5 only), else
 ``default``. A ``profile`` argument is an explicit request for that profile, so it
-skips the environment's steps 2, 3, 4 and 7 (as botocore drops its environment provider
-for an explicit profile): environment keys never silently replace the profile a caller
-asked for.
+skips the environment's steps 2, 3, 4 and 7: environment keys never silently replace the
+profile a caller asked for.
+
+The layout follows botocore's ``create_credential_resolver`` (``botocore/credentials.py``):
+sources before the profile (environment keys, the environment's web identity), the
+profile's, then those after it (container, instance metadata); with an explicit profile
+("An explicitly provided profile will negate an EnvProvider") its environment providers are
+dropped, as here. Unlike botocore, the instance metadata is never a fallback here: it is
+asked for, or not used.
 
 A secret never appears in a repr, a str or an exception message: the AccessKey id
 is shown masked, a token only as present or not, and a malformed file is
