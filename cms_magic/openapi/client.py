@@ -253,12 +253,18 @@ class OpenApiClient:
     # ---- calls -------------------------------------------------------------------------
 
     def call(self, action: str, params: Mapping[str, object] | None = None) -> Answer:
-        """:meth:`acall` from synchronous code (runs on the library's event loop)."""
+        """:meth:`acall` from synchronous code (runs on the library's event loop; an
+        interrupt while waiting cancels the call)."""
         from cms_magic.sending._loop import in_library_loop, run_in_background
 
         if in_library_loop():
             raise RuntimeError("call() from the library loop would wait on itself; use acall()")
-        return run_in_background(self.acall(action, params)).result()
+        future = run_in_background(self.acall(action, params))
+        try:
+            return future.result()
+        except BaseException:  # Ctrl-C while waiting: the call stops too
+            future.cancel()
+            raise
 
     async def acall(self, action: str, params: Mapping[str, object] | None = None) -> Answer:
         """Call ``action`` with ``params`` (``None`` values left out; numbers stringified);

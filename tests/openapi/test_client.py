@@ -546,3 +546,15 @@ def test_the_error_survives_pickling_with_its_fields() -> None:
     assert back.ram_action == "cms:DescribeCustomEventCount"
     assert back.http_status == 403
     assert json.dumps(back.code) == '"Forbidden"'
+
+
+def test_the_synchronous_call_from_the_library_loop_is_refused(clock: FakeClock) -> None:
+    from cms_magic.sending._loop import run_in_background
+
+    c = client(FakeOpenApi(lambda seen: answer(OK)), clock)
+
+    async def inside() -> None:
+        c.call("A")
+
+    with pytest.raises(RuntimeError, match="use acall"):
+        run_in_background(inside()).result(timeout=10)
