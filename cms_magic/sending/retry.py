@@ -3,7 +3,8 @@
 - :class:`RetryPolicy`: the bounds (attempts, total time) and the backoff's shape;
 - :func:`backoff`: the wait after attempt ``k`` (the server's ``Retry-After`` if
   it gave one, capped; else full jitter over an exponential ceiling);
-- :func:`may_retry`: whether the budget allows another attempt.
+- :func:`may_retry`: whether the budget allows another attempt (throttled attempts
+  count against the time limit only).
 
 The run draws the random number and reads the clock; these functions only
 decide, so they are tested without an event loop or a real clock.
@@ -65,7 +66,15 @@ def backoff(policy: RetryPolicy, attempt: int, retry_after: float | None, draw: 
     return float(draw * ceiling)
 
 
-def may_retry(policy: RetryPolicy, attempts: int, elapsed: float) -> bool:
+def may_retry(policy: RetryPolicy, attempts: int, elapsed: float, *, throttled: int = 0) -> bool:
     """Whether another attempt fits the budget: ``attempts`` made so far, ``elapsed``
-    seconds since the first began."""
-    return attempts < policy.max_attempts and elapsed < policy.max_time
+    seconds since the first began.
+
+    ``throttled`` of those attempts were refused for the quota (403 Throttling, 429):
+    they do not use up ``max_attempts`` (issue 16: a throttled row is delayed, not
+    lost), so only ``max_time`` bounds them. The other attempts count as before.
+    """
+    if isinstance(throttled, bool) or not isinstance(throttled, int) or throttled < 0:
+        raise ConfigError("must be a count >= 0", option="throttled", value=throttled)
+    counted = attempts - min(throttled, attempts)
+    return counted < policy.max_attempts and elapsed < policy.max_time
