@@ -532,7 +532,10 @@ def test_the_emulators_handlers_page_filter_and_count_what_was_put(now: FakeCloc
     assert count_events(client=c) == 150
     assert count_events("deploy", client=c) == 100
     by_name = count_events(client=c, by_name=True)
-    assert dict(zip(by_name["name"], by_name["count"], strict=True)) == {"deploy": 100, "中文 事件": 50}
+    assert dict(zip(by_name["name"], by_name["count"], strict=True)) == {
+        "deploy": 100,
+        "中文 事件": 50,
+    }
     histogram = event_histogram(client=c, since="15m", until="now", clock=now)
     assert histogram["count"].sum() == 150
     assert histogram["start"].is_monotonic_increasing
@@ -548,3 +551,41 @@ def test_the_emulators_refusal_is_a_typed_error_naming_the_parameter(now: FakeCl
         query_events(client=c, page_size=5000)
     assert caught.value.code == "InvalidParameter"
     assert "PageSize" in caught.value.message
+
+
+def _over(handler: Any, store: Any) -> Callable[[Any, float, str], Any]:
+    """A CMS handler as ``register_signed`` wants it: ``answer(params, now, key_id)``."""
+    return lambda params, now, key_id: handler(params, store=store, now=now)
+
+
+def test_over_loopback_the_emulators_verifier_accepts_every_call() -> None:
+    """A served emulator with the CMS handlers registered behind its own signature check
+    (ACS3, time, nonce): put 120 events, read them back paged over HTTP, count, histogram."""
+    from cms_magic.emulator import demo_credentials, serve
+    from cms_magic.emulator.openapi_cms import ACTIONS
+    from cms_magic.emulator.store import MemoryStore
+    from cms_magic.openapi.client import call
+
+    store = MemoryStore()
+    with serve(qps=0) as server:
+        for action, handler in ACTIONS.items():
+            server.routes.register_signed(_over(handler, store), action)
+        keys = demo_credentials()
+        for batch in range(3):
+            params = {f"EventInfo.{n}.EventName": "deploy" for n in range(1, 41)}
+            params |= {f"EventInfo.{n}.Content": f"b{batch} n{n} 中文 +&=" for n in range(1, 41)}
+            assert (
+                call("PutCustomEvent", params, endpoint=server.url, credentials=keys)["Code"]
+                == "200"
+            )
+        frame = query_events(endpoint=server.url, credentials=keys, page_size=DEFAULT_PAGE_SIZE)
+        assert len(frame) == 120
+        assert frame["id"].is_unique
+        assert frame["content"].str.endswith("中文 +&=").all()
+        assert count_events("deploy", endpoint=server.url, credentials=keys) == 120
+        histogram = event_histogram(endpoint=server.url, credentials=keys)
+        assert histogram["count"].sum() == 120
+        got = call(
+            "DescribeCustomEventCount", {}, endpoint=server.url, credentials=keys, method="GET"
+        )
+        assert got["Code"] == "200"
