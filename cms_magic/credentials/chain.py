@@ -107,6 +107,8 @@ class Settings:
     metadata_url: str | None = None
     metadata_disabled: bool = False
     allow_imds_v1: bool = False
+    #: A malformed metadata setting, raised only if an ECS RAM role is built.
+    metadata_problem: Problem | None = None
     client: Any = None
     clock: Callable[[], float] | None = None
 
@@ -140,36 +142,31 @@ def read_environment_sources(
     allow_imds_v1: bool | None,
     client: Any,
     clock: Callable[[], float] | None,
-) -> tuple[EnvironmentSources, Settings] | Problem:
+) -> tuple[EnvironmentSources, Settings]:
     """The environment's refreshing sources and the settings, from ``environ`` and the
     explicit arguments. Never raises: the mapping (which may hold any secret of the
-    process) stays in this frame."""
+    process) stays in this frame; a malformed setting is kept for the source that reads it."""
 
     def value(name: str) -> str:
         text = environ.get(name)
         return text.strip() if isinstance(text, str) else ""
 
-    vpc = _flag(value(ENV_STS_VPC), ENV_STS_VPC)
-    disabled = _flag(value(ENV_ECS_METADATA_DISABLED), ENV_ECS_METADATA_DISABLED)
-    v1: bool | Problem = (
+    # The official libraries' switches mean "true" or not (as they read them); ours is
+    # checked, and a wrong value matters only to the source that reads it (the ECS role).
+    v1 = (
         allow_imds_v1
         if allow_imds_v1 is not None
         else _flag(value(ENV_METADATA_V1), ENV_METADATA_V1)
     )
-    for flag in (vpc, disabled, v1):
-        if isinstance(flag, Problem):
-            return flag
-    assert isinstance(vpc, bool)
-    assert isinstance(disabled, bool)
-    assert isinstance(v1, bool)
     settings = Settings(
         sts_endpoint=(sts_endpoint or "").strip() or value(ENV_STS_ENDPOINT) or None,
         region=value(ENV_STS_REGION) or (region or "").strip() or value(ENV_REGION) or None,
-        vpc=vpc,
+        vpc=value(ENV_STS_VPC).lower() == "true",
         session_name=value(ENV_ROLE_SESSION_NAME) or None,
         metadata_url=(metadata_url or "").strip() or value(ENV_METADATA_URL) or None,
-        metadata_disabled=disabled,
-        allow_imds_v1=v1,
+        metadata_disabled=value(ENV_ECS_METADATA_DISABLED).lower() == "true",
+        allow_imds_v1=v1 if isinstance(v1, bool) else False,
+        metadata_problem=v1 if isinstance(v1, Problem) else None,
         client=client,
         clock=clock,
     )
@@ -231,6 +228,8 @@ def _sts_host(spec: Spec, settings: Settings) -> str:
 
 
 def _metadata_base(settings: Settings) -> str | Problem:
+    if settings.metadata_problem is not None:
+        return settings.metadata_problem
     if settings.metadata_disabled:
         return Problem(
             "an ECS RAM role was asked for, but the instance metadata is disabled by "

@@ -138,9 +138,8 @@ class _Environment:
     token: Secret | None
     profile: str | None
     credentials_file: str | None
-    sources: EnvironmentSources | None
+    sources: EnvironmentSources
     settings: Settings
-    problem: Problem | None
 
 
 def _read_environment(env: Mapping[str, str] | None, options: dict[str, Any]) -> _Environment:
@@ -160,9 +159,8 @@ def _read_environment(env: Mapping[str, str] | None, options: dict[str, Any]) ->
         token=None if token is None else Secret(token),
         profile=value(ENV_PROFILE),
         credentials_file=value(ENV_CREDENTIALS_FILE),
-        sources=None if isinstance(found, Problem) else found[0],
-        settings=Settings() if isinstance(found, Problem) else found[1],
-        problem=found if isinstance(found, Problem) else None,
+        sources=found[0],
+        settings=found[1],
     )
 
 
@@ -225,10 +223,7 @@ def resolve_credentials(
         raise CredentialsError(
             "was given without access_key_id and access_key_secret", option="security_token"
         )
-    if environment.problem is not None:
-        raise environment.problem.error()
     sources, settings = environment.sources, environment.settings
-    assert sources is not None
 
     # 2. environment keys, 3. OIDC / RRSA, 4. credentials URI: unless a profile was asked
     # for by argument

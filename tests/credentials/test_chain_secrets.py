@@ -277,8 +277,9 @@ def case_oidc_token_file_is_a_directory(home: Path, tmp: Path) -> object:
     )
 
 
-def case_bad_metadata_flag_with_keys_in_the_environment(home: Path, tmp: Path) -> object:
-    return resolve_credentials(env=secret_env(CMS_MAGIC_METADATA_V1="maybe"), home=home)
+def case_bad_metadata_flag_with_a_secret_nearby(home: Path, tmp: Path) -> object:
+    write_ini(home, ini_section("default", "ecs_ram_role", note=SECRET))
+    return resolve_credentials(env={"CMS_MAGIC_METADATA_V1": "maybe"}, home=home)
 
 
 def case_uri_not_http(home: Path, tmp: Path) -> object:

@@ -156,9 +156,13 @@ def test_the_metadata_url_and_imds_v1(home: Path) -> None:
     ):
         found = refreshing(resolve_credentials(home=home, client=v2_only.transport, **allowed))
         assert run(found.current()).token is not None
-    assert "must be 1/true or 0/false" in error_of(
+    assert "CMS_MAGIC_METADATA_V1: must be 1/true or 0/false" in error_of(
         lambda: resolve_credentials(env={"CMS_MAGIC_METADATA_V1": "perhaps"}, home=home)
     )
+    # a setting no source reads is not an error: static keys resolve
+    static = {"ALIBABA_CLOUD_ACCESS_KEY_ID": KEY_ID, "ALIBABA_CLOUD_ACCESS_KEY_SECRET": SECRET}
+    keys = resolve_credentials(env=static | {"CMS_MAGIC_METADATA_V1": "perhaps"}, home=home)
+    assert isinstance(keys, Credentials)
     assert "must be an http(s) URL" in error_of(
         lambda: resolve_credentials(env={"CMS_MAGIC_METADATA_URL": "100.100.100.200"}, home=home)
     )
