@@ -48,7 +48,6 @@ connections) stays alive with the result.
 from __future__ import annotations
 
 import concurrent.futures
-import html
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
@@ -56,10 +55,13 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, overload
 import numpy as np
 
 from cms_magic.errors import ConfigError, InternalError, SendError
-from cms_magic.progress import Progress, ProgressCallback, plural
+from cms_magic.progress import Progress, ProgressCallback
+from cms_magic.results_text import ResultFacts, result_html, result_repr, summary_line
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from cms_magic.confirm import Confirmation, Lookup
 
 __all__ = [
     "STATUSES",
@@ -274,6 +276,10 @@ class SendResult:
         self.preview: dict[str, Any] | None = None
         #: Warnings raised during the send (e.g. this machine's clock is off).
         self.warnings: list[str] = []
+        #: What :meth:`confirm` found, in a few words (None: not confirmed).
+        self.confirmed: str | None = None
+        #: Copies the service holds per row, after :meth:`confirm` (-1: not looked up).
+        self._copies: np.ndarray[Any, Any] | None = None
 
     # ----------------------------------------------------------------- frames
 
@@ -282,7 +288,8 @@ class SendResult:
         """One row per input row, indexed like the input.
 
         Columns: status, reason, batch, attempts, request_id, possible_duplicate
-        (accepted after an earlier attempt that may have stored the row too).
+        (accepted after an earlier attempt that may have stored the row too); after
+        :meth:`confirm`, copies (how many the service holds; NA where not looked up).
         """
         if self._events_frame is None:
             import pandas as pd
@@ -310,6 +317,11 @@ class SendResult:
                 index=index if isinstance(index, pd.Index) else pd.Index(index),
             )
             frame.loc[self._batch < 0, "batch"] = pd.NA
+            if self._copies is not None:  # after confirm(): the copies the service holds
+                frame["copies"] = pd.array(
+                    np.where(self._copies >= 0, self._copies, 0), dtype="Int64"
+                )
+                frame.loc[self._copies < 0, "copies"] = pd.NA
             self._events_frame = frame
         return self._events_frame
 
@@ -434,6 +446,111 @@ class SendResult:
         )
         return sender.resend(self, positions, background=background, progress=progress)
 
+    # ----------------------------------------------------------------- confirming
+
+    def batch_numbers(self) -> np.ndarray[Any, Any]:
+        """Each row's request (batch) number, -1 for rows no request carried (read-only)."""
+        view = self._batch.view()
+        view.flags.writeable = False
+        return view
+
+    def confirm_positions(self) -> np.ndarray[Any, Any]:
+        """The rows :meth:`confirm` looks up: ``unknown`` ones and possible duplicates."""
+        positions: np.ndarray[Any, Any] = np.flatnonzero(
+            (self._status == UNKNOWN) | self._duplicate
+        )
+        return positions
+
+    def accepted_positions(self, exclude: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+        """Rows accepted, other than ``exclude``."""
+        mask: np.ndarray[Any, Any] = self._status == ACCEPTED
+        mask[np.asarray(exclude, dtype=np.int64)] = False
+        positions: np.ndarray[Any, Any] = np.flatnonzero(mask)
+        return positions
+
+    def confirm(
+        self,
+        *,
+        wait: float = 30.0,
+        poll: float = 2.0,
+        lookup: Lookup | None = None,
+    ) -> SendResult:
+        """Read back the rows that are ``unknown`` or possible duplicates, and say for each
+        what the service holds; a new result (this one is unchanged).
+
+        Found: ``accepted`` (confirmed), with the copies held (``copies`` column of
+        :attr:`events`). Not found by a read-back made ``wait`` seconds or more after its
+        request was last sent (the service's index lags): ``not_sent`` ("not stored"), so
+        :meth:`retry` then resends exactly those. The read-back failed: still ``unknown``,
+        with why. Polls every ``poll`` seconds meanwhile. Needs read permission
+        (``cms:DescribeCustomEventAttribute``); ``lookup`` replaces the read-back (tests,
+        another store). See :mod:`cms_magic.confirm`.
+        """
+        from cms_magic.confirm import confirm
+
+        if lookup is None:
+            sender = self.request.sender if self.request is not None else None
+            make = getattr(sender, "lookup", None)
+            if make is None:
+                raise ConfigError(
+                    "this result cannot be confirmed: it was not made by cms_magic.send",
+                    option="confirm",
+                )
+            lookup = make()
+        found = confirm(self, lookup, wait=wait, poll=poll)
+        return self._confirmed(found)
+
+    def _confirmed(self, found: Confirmation) -> SendResult:
+        status = self._status.copy()
+        duplicate = self._duplicate.copy()
+        reasons = dict(self._reasons)
+        copies = (
+            np.full(len(status), -1, dtype=np.int32)
+            if self._copies is None
+            else self._copies.copy()
+        )
+        tally = {"confirmed": 0, "not_stored": 0, "unconfirmed": 0}
+        for position, verdict, held in zip(
+            found.positions.tolist(), found.verdicts, found.copies.tolist(), strict=True
+        ):
+            tally[verdict] += 1
+            copies[position] = held
+            if verdict == "confirmed":
+                status[position] = ACCEPTED
+                duplicate[position] = held > 1
+                reasons.pop(position, None)
+            elif verdict == "not_stored":
+                status[position] = NOT_SENT
+                duplicate[position] = False
+                reasons[position] = (
+                    "not stored (confirmed by read-back after the index lag): safe to resend"
+                )
+            else:
+                reasons[position] = f"unknown: unconfirmed ({found.note or 'read-back gave up'})"
+        result = SendResult(
+            status=status,
+            batch=self._batch,
+            attempts=self._attempts,
+            reasons=reasons,
+            request_index=self._request_index,
+            request_ids=self._request_ids,
+            index=self._index,
+            request_records=self.request_records,
+            elapsed=self.elapsed,
+            error=self.error,
+            request=self.request,
+            endpoint=self.endpoint,
+            cancelled=self.cancelled,
+            possible_duplicate=duplicate,
+        )
+        result._copies = copies
+        result.warnings = list(self.warnings)
+        words = [f"{tally['confirmed']:,} confirmed", f"{tally['not_stored']:,} not stored"]
+        if tally["unconfirmed"]:
+            words.append(f"{tally['unconfirmed']:,} unconfirmed")
+        result.confirmed = "read back: " + ", ".join(words)
+        return result
+
     def raise_for_error(self) -> SendResult:
         """Raise the error that stopped the whole send, if one did; else return this result.
 
@@ -530,6 +647,20 @@ class SendResult:
             and self.request.sender is not None
         )
 
+    def _facts(self) -> ResultFacts:
+        return ResultFacts(
+            counts=self.counts(),
+            total=len(self),
+            elapsed=self.elapsed,
+            possibly_duplicated=self.possibly_duplicated,
+            cancelled=self.cancelled,
+            error=self.error,
+            resumable=self.resumable,
+            endpoint=self.endpoint,
+            confirmed=self.confirmed,
+            confirmable=self.request is not None and self.request.sender is not None,
+        )
+
     def summary(
         self,
         name: str | None = "result",
@@ -542,107 +673,27 @@ class SendResult:
         ``name`` is how the reader reaches this result (``"result"``, ``"r"``,
         ``"panel.result"``, ``"job.result()"``): the line ends by pointing at it,
         ``-> r.retry() resumes`` when rows were not sent and a retry can send them
-        (after a cancel or an interruption), ``-> r.failed()`` for rows to look at.
-        ``name=None`` points at nothing. ``next_step`` replaces the pointer by the
-        skin's own words (the command line's ``see failed.csv``); it is shown only when
-        some rows were not accepted. ``interrupted`` (the skin saw a Ctrl-C) words a
-        cancelled send as interrupted.
+        (after a cancel or an interruption), ``-> r.confirm()`` when rows are ``unknown``,
+        ``-> r.failed()`` for rows to look at. ``name=None`` points at nothing.
+        ``next_step`` replaces the pointer by the skin's own words (the command line's
+        ``see failed.csv``); it is shown only when some rows were not accepted.
+        ``interrupted`` (the skin saw a Ctrl-C) words a cancelled send as interrupted.
         """
-        counts = self.counts()
-        total = len(self)
-        if counts["dry_run"]:
-            head = f"dry run: {counts['dry_run']:,}/{plural(total, 'event')} would be sent"
-        else:
-            head = (
-                f"{counts['accepted']:,}/{plural(total, 'event')} accepted in {self.elapsed:.1f} s"
-            )
-        others = [
-            f"{counts[s]:,} {s.replace('_', ' ')}"
-            for s in ("rejected", "not_sent", "unknown")
-            if counts[s]
-        ]
-        duplicated = self.possibly_duplicated
-        marks = [f"{duplicated:,} possibly duplicated"] if duplicated else []
-        line = head + ("; " + ", ".join(others + marks) if others or marks else "")
-        if self.cancelled:
-            line += "; interrupted" if interrupted else "; cancelled"
-        if self.error:
-            line += f"; stopped: {self.error}"
-        if not others:
-            return line
-        if next_step is not None:
-            return f"{line} -> {next_step}"
-        if name is None:
-            return line
-        pointers = []
-        if self.resumable:
-            pointers.append(f"{name}.retry()" + (" resumes" if self.cancelled else ""))
-        if counts["rejected"] or counts["unknown"] or not self.resumable:
-            pointers.append(f"{name}.failed()")
-        return f"{line} -> {', '.join(pointers)}"
+        return summary_line(self._facts(), name, next_step=next_step, interrupted=interrupted)
 
     def __repr__(self) -> str:
         """``<SendResult 1,000 events in 1.2 s: 997 accepted, 3 rejected>``: short, complete,
         and not the summary line a progress bar already showed."""
-        counts = self.counts()
-        shown = ", ".join(f"{counts[s]:,} {s.replace('_', ' ')}" for s in STATUSES if counts[s])
-        extra = []
-        if self.possibly_duplicated:
-            extra.append(f"{self.possibly_duplicated:,} possibly duplicated")
-        if self.cancelled:
-            extra.append("cancelled")
-        if self.error is not None:
-            extra.append(f"stopped: {type(self.error).__name__}")
-        tail = "; " + "; ".join(extra) if extra else ""
-        return (
-            f"<SendResult {plural(len(self), 'event')} in {self.elapsed:.1f} s"
-            f"{': ' + shown if shown else ''}{tail}>"
-        )
+        return result_repr(self._facts())
 
     def _repr_html_(self) -> str:
         """The counts in colour, where the events went, and the first rows not accepted
         with their reasons; not the summary line (a progress bar has shown it)."""
-        counts = self.counts()
-        colours = {
-            "accepted": "#2e7d32",
-            "rejected": "#c62828",
-            "not_sent": "#ef6c00",
-            "unknown": "#6a1b9a",
-            "dry_run": "#1565c0",
-        }
-        cells = "".join(
-            f'<td style="padding:2px 8px;color:{colours[s]}">'
-            f"<b>{counts[s]:,}</b> {s.replace('_', ' ')}</td>"
-            for s in STATUSES
-            if counts[s]
-        )
-        duplicated = self.possibly_duplicated
-        if duplicated:
-            cells += (
-                '<td style="padding:2px 8px;color:#6a1b9a">'
-                f"<b>{duplicated:,}</b> possibly duplicated</td>"
-            )
-        notes = []
-        if self.cancelled:
-            notes.append("cancelled")
-        if self.error is not None:
-            notes.append(f"stopped: {self.error}")
-        where = f" to {self.endpoint}" if self.endpoint else ""
-        head = f"SendResult: {plural(len(self), 'event')}{where} in {self.elapsed:.1f} s" + "".join(
-            f"; {n}" for n in notes
-        )
-        failed = ""
         positions = np.flatnonzero(self.failed_mask())[:5]
-        if len(positions):
-            failed = self.events.iloc[positions][["status", "reason"]].to_html(
-                notebook=False, border=0
-            )
+        failed = self.events.iloc[positions][["status", "reason"]] if len(positions) else None
         methods = ".events, .requests" + (", .failed()" if len(positions) else "")
+        if self.counts()["unknown"] and self.request is not None and self.request.sender:
+            methods += ", .confirm()"
         if self.resumable:
             methods += ", .retry()"
-        return (
-            '<div class="cms-magic-result">'
-            f"<div>{html.escape(head)}</div>"
-            f"<table><tr>{cells}</tr></table>{failed}"
-            f'<div style="color:#666">{html.escape(methods)}</div></div>'
-        )
+        return result_html(self._facts(), failed, methods)

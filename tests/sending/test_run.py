@@ -97,7 +97,7 @@ def test_timeout_after_sending_is_unknown_and_not_retried_by_default() -> None:
     assert result.events["status"].tolist() == ["unknown"] * 5
     assert result.requests["attempts"].tolist() == [1]
     assert "may or may not have been delivered" in result.events["reason"].iloc[0]
-    assert "5 unknown -> result.failed()" in result.summary()
+    assert "5 unknown -> result.confirm(), result.failed()" in result.summary()
     # retry() leaves unknown rows alone unless asked
     assert result.retry().counts()["unknown"] == 5
     assert result.retry(include_unknown=True).ok
