@@ -51,7 +51,9 @@ from cms_magic.protocol import GROUP_ID_MAX
 
 __all__ = [
     "ACTIONS",
+    "DEFAULT_HISTOGRAM_SPAN_MS",
     "DEFAULT_PAGE_SIZE",
+    "HISTOGRAM_BUCKETS",
     "MAX_PAGE_SIZE",
     "MAX_PUT_EVENTS",
     "CmsHandler",
@@ -119,13 +121,15 @@ def parse_search(text: str) -> tuple[tuple[str, ...], ...]:
     keywords, operators = parts[0::2], [op.lower() for op in parts[1::2]]
     if any(not keyword.strip() for keyword in keywords):
         raise ConfigError(
-            "each 'and'/'or' needs a keyword on both sides, e.g. 'ValueError and cell'",
+            "needs a keyword on each side of every 'and' and 'or' (e.g. 'ValueError and cell')",
             option="search",
             value=text,
         )
     if len(keywords) > _MAX_KEYWORDS:
         raise ConfigError(
-            f"at most {_MAX_KEYWORDS} keywords, got {len(keywords)}", option="search", value=text
+            f"must hold at most {_MAX_KEYWORDS} keywords, got {len(keywords)}",
+            option="search",
+            value=text,
         )
     groups: list[tuple[str, ...]] = []
     current = [keywords[0].strip()]

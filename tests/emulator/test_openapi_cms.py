@@ -224,6 +224,7 @@ def test_paging_at_its_edges(store: MemoryStore, n: int) -> None:
     assert [c for page in pages for c in page] == [str(i) for i in reversed(range(n))]
     assert [len(p) for p in pages] == {0: [0], 1: [1], 7: [7, 0], 8: [7, 1]}[n]
     assert contents(attribute(store, PageNumber="99")) == []
+    assert contents(attribute(store, PageNumber=str(2**63 - 1))) == []
 
 
 def test_default_page_size(store: MemoryStore) -> None:
