@@ -59,6 +59,7 @@ _APPLICATION_ID: Final = 0x636D7365
 _SCHEMA_VERSION: Final = 1
 _INT_MIN: Final = -(2**63)
 _INT_MAX: Final = 2**63 - 1
+_MAX_BUCKETS: Final = 100_000
 _SCHEMA: Final = """
 CREATE TABLE events (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,  -- the event id
@@ -393,6 +394,12 @@ class SqliteStore:
             return []
         base = since // width_ms * width_ms
         n = (until - base) // width_ms + 1
+        if n > _MAX_BUCKETS:
+            raise ConfigError(
+                f"makes {n} buckets of the range, over {_MAX_BUCKETS}: take wider ones",
+                option="width_ms",
+                value=width_ms,
+            )
         where, args = self._where(query, now)
         sql = _select("(time_ms - ?) / ?, count(*)", where, "GROUP BY 1")
         with self._reading() as conn:

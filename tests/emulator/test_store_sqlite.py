@@ -245,6 +245,7 @@ def test_histogram_across_a_dst_change_is_uniform_in_utc(store: SqliteStore) -> 
         ({"query": EventQuery(since_ms=T0), "width_ms": 1}, "query"),
         ({"query": EventQuery(since_ms=T0, until_ms=T0), "width_ms": 0}, "width_ms"),
         ({"query": EventQuery(since_ms=T0, until_ms=T0), "width_ms": True}, "width_ms"),
+        ({"query": EventQuery(since_ms=0, until_ms=T0), "width_ms": 1}, "width_ms"),
     ],
 )
 def test_histogram_refuses_what_cannot_work(
