@@ -21,12 +21,25 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Final
 
 from cms_magic import _state
 from cms_magic.errors import ConfigError
 from cms_magic.protocol import DEFAULT_QPS
+from cms_magic.sending.adaptive import AdaptiveRate
 
-__all__ = ["SharedBucket", "TokenBucket", "lease", "lease_for", "shared_quota"]
+__all__ = [
+    "DEFAULT_QUOTA",
+    "QUOTA_MODES",
+    "QuotaFactory",
+    "SharedBucket",
+    "TokenBucket",
+    "lease",
+    "lease_for",
+    "quota_factory",
+    "resolve_quota",
+    "shared_quota",
+]
 
 
 class TokenBucket:
@@ -105,7 +118,12 @@ def _check_rate(rate: float) -> float:
 
 class SharedBucket(TokenBucket):
     """The bucket every send of one AccessKey shares (capacity 1: no bursts), at the lowest
-    rate among the sends holding a :meth:`lease` on it.
+    rate among the sends holding a :meth:`lease` on it, lowered further while throttled
+    answers say the account's quota is used elsewhere (:meth:`on_answer`).
+
+    ``rate`` is the rate in use now: the leases' :attr:`ceiling`, or the
+    :class:`~cms_magic.sending.adaptive.AdaptiveRate` below it after a throttled answer
+    (``adaptive=False`` turns that off).
 
     >>> now = [0.0]
     >>> bucket = SharedBucket(20, clock=lambda: now[0])
@@ -114,17 +132,64 @@ class SharedBucket(TokenBucket):
     19.0
     """
 
-    __slots__ = ("_users", "_users_lock")
+    __slots__ = ("_ceiling", "_users", "_users_lock", "adaptive")
 
-    def __init__(self, rate: float, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        adaptive: bool = True,
+    ) -> None:
         super().__init__(rate, capacity=1, clock=clock)
+        self._ceiling = self.rate
+        #: Lowers the rate after throttled answers and probes back up (None: off).
+        self.adaptive: AdaptiveRate | None = (
+            AdaptiveRate(self.rate, clock=clock) if adaptive else None
+        )
         self._users: list[float] = []  # the qps of each lease held
         self._users_lock = threading.Lock()
+
+    @property
+    def ceiling(self) -> float:
+        """The rate the leases allow (the lowest ``qps`` among them); ``rate`` <= this."""
+        return self._ceiling
 
     @property
     def in_use(self) -> bool:
         """True while a send holds a lease."""
         return bool(self._users)
+
+    def set_rate(self, rate: float) -> None:
+        """Set the ceiling (the leases' rate) from now on; the rate in use follows it."""
+        checked = _check_rate(rate)
+        self._ceiling = checked
+        if self.adaptive is not None:
+            self.adaptive.max_rate = checked
+        self._sync_rate()
+
+    def current_rate(self) -> float:
+        """The rate allowed now: the ceiling, or the adaptive rate while it is lower."""
+        if self.adaptive is None:
+            return self._ceiling
+        return min(self._ceiling, self.adaptive.rate)
+
+    def _sync_rate(self) -> float:
+        rate = self.current_rate()
+        if rate != self.rate:
+            TokenBucket.set_rate(self, rate)
+        return rate
+
+    def on_answer(self, throttled: bool) -> None:
+        """One answer came back: ``throttled`` (403 Throttling / 429) lowers the rate, and
+        it climbs back over the next seconds (see :mod:`cms_magic.sending.adaptive`)."""
+        if self.adaptive is not None:
+            self.adaptive.on_answer(throttled)
+            self._sync_rate()
+
+    def reserve(self) -> float:
+        self._sync_rate()
+        return super().reserve()
 
     @contextlib.contextmanager
     def lease(self, qps: float) -> Iterator[SharedBucket]:
@@ -146,7 +211,7 @@ class SharedBucket(TokenBucket):
         """A send is about to use the bucket at ``qps``: a bucket no one uses takes that
         rate; one in use keeps its users' rate (its lease will set it)."""
         with self._users_lock:
-            if not self._users and self.rate != qps:
+            if not self._users and self._ceiling != qps:
                 self.set_rate(qps)
 
 
@@ -182,3 +247,77 @@ def lease_for(bucket: TokenBucket | None, qps: float) -> contextlib.AbstractCont
     if isinstance(bucket, SharedBucket):
         return bucket.lease(qps)
     return contextlib.nullcontext()
+
+
+# ---------------------------------------------------------------------- the quota= spec
+
+#: What a bucket is made from: ``factory(quota_key, qps)`` gives the bucket (None: no limit).
+QuotaFactory = Callable[[str, float], "TokenBucket | None"]
+#: The named modes of ``quota=``.
+QUOTA_MODES: Final = ("host", "process", "off")
+#: Every process of the user on this machine shares a key's bucket.
+DEFAULT_QUOTA: Final = "host"
+_REDIS_SCHEMES: Final = ("redis://", "rediss://", "unix://")
+_RULE: Final = (
+    "must be 'host' (every process of this user on this machine, the default), 'process', "
+    "'off', a redis://host:port/db URL, or a TokenBucket"
+)
+
+
+def quota_factory(quota: object = None) -> QuotaFactory:
+    """Read a ``quota=`` setting: how each send gets its bucket, per quota key and qps.
+
+    - ``None`` or ``"host"``: :func:`~cms_magic.sending.hostquota.host_quota`, one bucket
+      for every process of the user on this machine (a locked file), the default;
+    - ``"process"``: :func:`shared_quota`, one bucket per key in this process;
+    - ``"off"``: no client-side limit (the service's throttling and the adaptive retry
+      still apply);
+    - ``"redis://host:port/db"`` (``rediss://``, ``unix://``): one bucket for every client
+      of the Redis server (:func:`~cms_magic.sending.redisquota.redis_quota`; needs
+      ``pip install cms_magic[redis]``);
+    - a :class:`TokenBucket`: used as is, whatever the key and qps.
+
+    A ``qps`` of 0 gives no bucket (the client-side limit off) except for a given
+    :class:`TokenBucket`. Errors are :class:`~cms_magic.errors.ConfigError` naming
+    ``quota``, the rule and the value (a Redis password masked). Checked now, so a bad
+    setting fails before anything is sent.
+    """
+    if quota is None:
+        quota = DEFAULT_QUOTA
+    if isinstance(quota, TokenBucket):
+        bucket = quota
+        return lambda key, qps: bucket
+    if not isinstance(quota, str):
+        raise ConfigError(_RULE, option="quota", value=quota)
+    text = quota.strip()
+    mode = text.lower()
+    if mode == "host":
+        from cms_magic.sending.hostquota import host_quota
+
+        return _unless_off(host_quota)
+    if mode == "process":
+        return _unless_off(shared_quota)
+    if mode == "off":
+        return lambda key, qps: None
+    if mode.startswith(_REDIS_SCHEMES):
+        from cms_magic.sending.redisquota import check_redis_url, redis_quota
+
+        url = check_redis_url(text)
+        return _unless_off(lambda key, qps: redis_quota(url, key, qps))
+    from cms_magic.sending.redisquota import mask_url
+
+    raise ConfigError(_RULE, option="quota", value=mask_url(text))
+
+
+def resolve_quota(quota: object, key: str, qps: float) -> TokenBucket | None:
+    """The bucket ``quota=`` gives a send with quota key ``key`` at ``qps`` (None: no limit)."""
+    return quota_factory(quota)(key, qps)
+
+
+def _unless_off(make: Callable[[str, float], SharedBucket]) -> QuotaFactory:
+    def factory(key: str, qps: float) -> TokenBucket | None:
+        if qps == 0:
+            return None
+        return make(key, qps)
+
+    return factory
