@@ -45,7 +45,7 @@ from typing import Final
 
 from cms_magic import _state
 from cms_magic.protocol import DEFAULT_QPS
-from cms_magic.sending.quota import SharedBucket
+from cms_magic.sending.buckets import SharedBucket
 
 try:
     import fcntl

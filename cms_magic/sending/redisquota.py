@@ -32,7 +32,7 @@ from urllib.parse import urlsplit, urlunsplit
 from cms_magic import _state
 from cms_magic.errors import ConfigError
 from cms_magic.protocol import DEFAULT_QPS
-from cms_magic.sending.quota import SharedBucket
+from cms_magic.sending.buckets import SharedBucket
 
 __all__ = [
     "HOLD",
