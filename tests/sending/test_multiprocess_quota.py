@@ -25,6 +25,8 @@ from cms_magic.emulator import serve
 from cms_magic.protocol import MAX_EVENTS_PER_REQUEST
 from tests.redis_support import start_redis
 
+pytestmark = pytest.mark.slow  # about 40 s for the five
+
 ROOT = Path(__file__).resolve().parents[2]
 
 WORKER = r"""
