@@ -327,8 +327,15 @@ class Journal:
         return self._conn
 
     def _write(self, sql: str, params: tuple[Any, ...]) -> None:
+        """One INSERT: in autocommit mode, its own transaction, committed on return."""
+        import sqlite3
+
         with self._lock:
-            self._run(lambda c: c.execute(sql, params))
+            conn = self._live()
+            try:
+                conn.execute(sql, params)
+            except sqlite3.Error as exc:
+                raise JournalError(self.path, f"cannot be written ({exc})") from None
 
     def _run(self, action: Callable[[sqlite3.Connection], object]) -> None:
         """One write, its own transaction (lock held); a failure is a :class:`JournalError`."""

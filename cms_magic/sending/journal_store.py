@@ -275,6 +275,10 @@ _FIRST: Final = struct.Struct("<q")
 
 def pack_positions(positions: Sequence[int] | np.ndarray[Any, Any]) -> bytes:
     """Row positions as a compact blob: 13 bytes for consecutive rows, else deltas."""
+    if isinstance(positions, (tuple, list)) and positions:  # the run's batches: fast path
+        first, n = int(positions[0]), len(positions)
+        if positions[-1] - first == n - 1 and list(positions) == list(range(first, first + n)):
+            return _RANGE + _RANGE_HEAD.pack(first, n)
     where = np.asarray(positions, dtype=np.int64)
     n = len(where)
     if n == 0:

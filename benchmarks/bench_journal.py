@@ -1,0 +1,322 @@
+"""Benchmarks of issue 16's journal: what a journal costs a send, and its size.
+
+- **Overhead per request** (micro): the journal calls a request makes (``sending`` before
+  it goes out, ``settled`` when it is answered, and its share of the chunk's ``plan``
+  with the fingerprint of 100 events of ~200 bytes), in a loop, with
+  ``synchronous=NORMAL`` (the default) and ``FULL`` (``durable=True``), against the same
+  loop without the journal calls.
+- **Size per million rows**: the file (and its WAL) after 10,000 requests of 100 rows,
+  each planned, sent and settled with a request id.
+- **Prepare + send, quota off, loopback** (the issue's target: >= 0.8 of the throughput
+  without a journal): the real :class:`~cms_magic.sending.run.Run` (conversion,
+  batching, signing, HTTP, results) against ``benchmarks/asgi_emulator.py`` under
+  uvicorn in its own process, 100 events per request, concurrency 8, with the journal
+  wired in at the points the run will call it (``_plan_next``: fingerprint + ``plan``;
+  ``_deliver``: ``sending`` before the request; ``ResultBuilder.settle`` /
+  ``reject``), interleaved with the same run without a journal.
+
+Run ``.venv/bin/python benchmarks/bench_journal.py [--quick]``: a markdown table on
+stdout. ``bench_journal(cfg)`` returns the same rows for ``benchmarks/run.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from common import Config, Row, spread, verdict
+
+from cms_magic.batching import Batch
+from cms_magic.sending.journal import Fingerprinter, Journal, JournalTarget, read_journal
+
+__all__ = ["bench_journal"]
+
+_EVENT = b'{"name":"bench_event","content":"' + b"m" * 160 + b'","groupId":1234567}'
+_LAYOUT = {"chunk_rows": 10_000, "max_events": 100, "max_bytes": 512_000}
+_TARGET = JournalTarget.of("http://127.0.0.1:9", "LTAI5tBenchKey0001abcd")
+
+
+def _files_size(path: Path) -> int:
+    return sum(
+        os.path.getsize(str(path) + suffix)
+        for suffix in ("", "-wal")
+        if os.path.exists(str(path) + suffix)
+    )
+
+
+def _chunk(first: int, count: int = 100, per: int = 100) -> list[Batch]:
+    body = b"[" + b",".join([_EVENT] * per) + b"]"
+    payloads = (_EVENT,) * per
+    return [
+        Batch(n, tuple(range(n * per, n * per + per)), payloads, body)
+        for n in range(first, first + count)
+    ]
+
+
+def _requests_loop(journal: Journal | None, requests: int) -> float:
+    """Seconds per request of the journal calls of ``requests`` requests (a chunk of 100
+    batches planned at a time)."""
+    fingerprint = Fingerprinter(**_LAYOUT)
+    digest = base64.b64decode("1B2M2Y8AsgTpgAmY7PhCfg==")
+    chunks = [_chunk(first) for first in range(0, requests, 100)]
+    began = time.perf_counter()
+    for planned in chunks:
+        if journal is not None:
+            journal.plan(fingerprint.prints(planned))
+        for batch in planned:
+            if journal is not None:
+                journal.sending(batch.number, batch.positions, attempt=1, digest=digest)
+                journal.settled(
+                    batch.positions,
+                    "accepted",
+                    None,
+                    batch=batch.number,
+                    request_id=f"{batch.number:08X}-0000-4000-8000-000000000000",
+                )
+    return (time.perf_counter() - began) / requests
+
+
+def bench_overhead(cfg: Config, folder: Path) -> list[Row]:
+    requests = 2_000 if cfg.quick else 10_000
+    runs = 2 if cfg.quick else 5
+    rows: list[Row] = []
+    base = [_requests_loop(None, requests) * 1e6 for _ in range(runs)]
+    for durable in (False, True):
+        n = requests if not durable else max(200, requests // 10)  # FULL: an fsync a record
+        figures = []
+        for run in range(runs):
+            path = folder / f"overhead-{durable}-{run}.db"
+            with Journal.open(
+                path,
+                fingerprint=Fingerprinter(**_LAYOUT),
+                target=_TARGET,
+                total=n * 100,
+                durable=durable,
+            ) as journal:
+                figures.append(_requests_loop(journal, n) * 1e6)
+        median = statistics.median(figures)
+        share = median / 1000  # of a request at 1,000 requests/s (1 ms each)
+        mode = "FULL (durable=True)" if durable else "NORMAL (default)"
+        rows.append(
+            Row(
+                "J1",
+                f"journal overhead per request, synchronous={mode}, {n:,} requests",
+                spread(figures, "us"),
+                f"same loop without the journal: {spread(base, 'us', 2)}",
+                f"{share:.1%} of 1 ms",
+                "<= 20% of a request at 1,000 req/s" if not durable else "INFO",
+                verdict(share <= 0.2) if not durable else "INFO",
+                []
+                if durable
+                else [
+                    "Per request: sending (committed before the request goes out) + "
+                    "settled (committed) + 1/100 of a chunk's plan() with its fingerprint "
+                    "(SHA-256 of the rows and the ~19 KB body); in a send the fingerprint "
+                    "runs in the producer's thread, not on the event loop."
+                ],
+            )
+        )
+    return rows
+
+
+def bench_size(cfg: Config, folder: Path) -> list[Row]:
+    requests = 10_000
+    path = folder / "size.db"
+    began = time.perf_counter()
+    with Journal.open(
+        path, fingerprint=Fingerprinter(**_LAYOUT), target=_TARGET, total=requests * 100
+    ) as journal:
+        _requests_loop(journal, requests)
+        open_size = _files_size(path)
+        replay_began = time.perf_counter()
+        state = journal.state()
+        replay = time.perf_counter() - replay_began
+    wrote = time.perf_counter() - began
+    size = _files_size(path)
+    assert state.counts["accepted"] == requests * 100
+    return [
+        Row(
+            "J2",
+            "journal size per million rows (100 rows a request, planned, sent, settled)",
+            f"{size / 1e6:.2f} MB ({size / 1e6:.2f} bytes a row)",
+            f"while open (file + WAL): {open_size / 1e6:.2f} MB",
+            "",
+            "INFO",
+            "INFO",
+            [
+                f"Writing the 10,000 requests' records took {wrote:.2f} s; replaying them "
+                f"into the per-row state (Journal.state) {replay * 1000:.0f} ms; the state "
+                "holds 2 bytes a row."
+            ],
+        )
+    ]
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def journaled(run: Any, journal: Journal, fingerprint: Fingerprinter) -> None:
+    """Wire ``journal`` into one :class:`~cms_magic.sending.run.Run` at the points the run
+    itself will call it (the wiring given to the lead), by wrapping its methods."""
+    builder = run.builder
+    plan_next, deliver = run._plan_next, run._deliver
+    settle, reject = builder.settle, builder.reject
+
+    def _plan_next(chunks: Any, first_number: int) -> list[Batch] | None:
+        planned: list[Batch] | None = plan_next(chunks, first_number)
+        if planned:
+            journal.plan(fingerprint.prints(planned))
+        return planned
+
+    async def _deliver(
+        number: int, positions: list[int], payloads: list[bytes], budget: Any, earlier: Any = None
+    ) -> None:
+        journal.sending(number, positions, attempt=1)
+        await deliver(number, positions, payloads, budget, earlier)
+
+    def _settle(positions: Sequence[int], status: Any, reason: Any, **kw: Any) -> None:
+        journal.settled(
+            positions, status, reason, batch=kw["batch"], request_id=kw.get("request_id")
+        )
+        settle(positions, status, reason, **kw)
+
+    def _reject(rejected: dict[int, str]) -> None:
+        if rejected:
+            journal.rejected(rejected)
+        reject(rejected)
+
+    run._plan_next, run._deliver = _plan_next, _deliver
+    builder.settle, builder.reject = _settle, _reject
+
+
+def _send(url: str, df: Any, journal_path: Path | None) -> tuple[float, int, int]:
+    """One prepare + send of ``df``: (seconds, rows accepted, journal bytes)."""
+    import run as bench_run
+
+    from cms_magic.emulator import demo_credentials
+    from cms_magic.sending.client import Client
+    from cms_magic.sending.jobs import run_foreground
+    from cms_magic.sending.keys import quota_key
+
+    credentials = demo_credentials()
+    client = Client(url, credentials=credentials, qps=0, concurrency=8)
+    began = time.perf_counter()
+    journal = None
+    run = client._run(df, dict(bench_run.MAPPING), False)
+    if journal_path is not None:
+        fingerprint = Fingerprinter(
+            chunk_rows=client.chunk_rows, max_events=client.max_events, max_bytes=client.max_bytes
+        )
+        journal = Journal.open(
+            journal_path,
+            fingerprint=fingerprint,
+            target=JournalTarget.of(client.url, quota_key(credentials)),
+            total=len(df),
+        )
+        journaled(run, journal, fingerprint)
+    try:
+        result = run_foreground(run.execute, run.control, grace=15)
+    finally:
+        if journal is not None:
+            journal.close()
+    seconds = time.perf_counter() - began
+    size = _files_size(journal_path) if journal_path is not None else 0
+    if journal_path is not None:  # the journal agrees with the result
+        assert read_journal(journal_path).state.counts["accepted"] == result.accepted
+    return seconds, result.accepted, size
+
+
+def bench_e2e(cfg: Config, folder: Path) -> list[Row]:
+    import run as bench_run
+
+    rows = 50_000 if cfg.quick else 200_000
+    reps = 2 if cfg.quick else 5
+    df = bench_run.make_frame(rows)
+    plain: list[float] = []
+    with_journal: list[float] = []
+    problems: list[str] = []
+    sizes: list[int] = []
+    with bench_run.uvicorn_emulator(qps=0) as (url, _pid):
+        _send(url, df.iloc[: rows // 10], None)  # warm up the client and the server
+        _send(url, df.iloc[: rows // 10], folder / "warm.db")
+        for rep in range(reps):  # interleaved: drift and neighbours hit both alike
+            for label, path, out in (
+                ("without", None, plain),
+                ("with", folder / f"e2e-{rep}.db", with_journal),
+            ):
+                seconds, accepted, size = _send(url, df, path)
+                out.append(rows / seconds)
+                if path is not None:
+                    sizes.append(size)
+                if accepted != rows:
+                    problems.append(
+                        f"{label} journal, run {rep}: {accepted:,} of {rows:,} accepted"
+                    )
+    ratio = statistics.median(with_journal) / statistics.median(plain)
+    pairs = [j / p for j, p in zip(with_journal, plain, strict=True)]
+    requests = rows / 100
+    per_request = (1 / statistics.median(with_journal) - 1 / statistics.median(plain)) * 100 * 1e6
+    return [
+        Row(
+            "J3",
+            f"prepare + send, quota off, loopback, {rows // 1000}k rows, 100 a request, "
+            "concurrency 8, with a journal",
+            spread(with_journal, "ev/s"),
+            f"the same send without a journal: {spread(plain, 'ev/s')}",
+            f"{ratio:.2f}",
+            ">= 0.8 of without",
+            verdict(ratio >= 0.8 and not problems),
+            [
+                f"{requests:,.0f} requests a send, ~{statistics.median(plain) / 100:,.0f} "
+                f"requests/s without a journal; the journal adds {per_request:.0f} us a "
+                "request (median). Ratio per interleaved pair: "
+                f"{', '.join(f'{r:.2f}' for r in pairs)}. Journal file after each send: "
+                f"{statistics.median(sizes) / 1e6:.2f} MB "
+                f"({statistics.median(sizes) / rows:.2f} MB per million rows).",
+                *problems,
+            ],
+        )
+    ]
+
+
+def bench_journal(cfg: Config) -> list[Row]:
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as folder:
+        where = Path(folder)
+        return bench_overhead(cfg, where) + bench_size(cfg, where) + bench_e2e(cfg, where)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, 2 runs")
+    parser.add_argument("--only", default="", help="some of: overhead,size,e2e")
+    args = parser.parse_args(argv)
+    cfg = Config(quick=args.quick)
+    chosen = {part.strip() for part in args.only.split(",") if part.strip()}
+    benches: dict[str, Callable[[Config, Path], list[Row]]] = {
+        "overhead": bench_overhead,
+        "size": bench_size,
+        "e2e": bench_e2e,
+    }
+    out: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="bench-journal-") as folder:
+        for name, bench in benches.items():
+            if not chosen or name in chosen:
+                print(f"running {name} ...", file=sys.stderr, flush=True)
+                out += bench(cfg, Path(folder))
+    from run import render
+
+    print(render(out))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    raise SystemExit(main())
