@@ -48,6 +48,7 @@ __all__ = [
     "StoredEvent",
     "Wanted",
     "confirm",
+    "readback_lookup",
     "wanted_events",
 ]
 
@@ -154,7 +155,7 @@ def wanted_events(result: Checked, positions: np.ndarray[Any, Any]) -> list[Want
                 Wanted(
                     position=position,
                     name=str(event["name"]),
-                    group_id=None if group is None else int(group),
+                    group_id=0 if group is None else int(group),  # the service's "none"
                     content=str(event["content"]),
                     time_ms=None if stamp is None else _time_ms(str(stamp)),
                     sent_ms=int(sent_at.get(int(batches[position]), fallback) * 1000),
@@ -300,3 +301,33 @@ def _accepted_keys(
         if row.key in keys:
             counts[row.key] += 1
     return counts
+
+
+def readback_lookup(endpoint: str, credentials: Any, *, page_size: int = 1000) -> Lookup:
+    """A :data:`Lookup` over the read-back API (``DescribeCustomEventAttribute``) at
+    ``endpoint`` (an OpenAPI base URL) with ``credentials``."""
+
+    def lookup(name: str, start_ms: int, end_ms: int) -> list[StoredEvent]:
+        import pandas as pd
+
+        from cms_magic.readback import query_events
+
+        frame = query_events(
+            name,
+            since=datetime.fromtimestamp(start_ms / 1000, tz=timezone.utc),
+            until=datetime.fromtimestamp(end_ms / 1000, tz=timezone.utc),
+            endpoint=endpoint,
+            credentials=credentials,
+            page_size=page_size,
+        )
+        if frame.empty:
+            return []
+        epoch = pd.Timestamp(0, tz="UTC")
+        millis = ((frame["time"] - epoch) // pd.Timedelta(milliseconds=1)).astype("int64")
+        groups = frame["group_id"].fillna(0).astype("int64")
+        return [
+            StoredEvent(str(n), int(g), int(t), str(c))
+            for n, g, t, c in zip(frame["name"], groups, millis, frame["content"], strict=True)
+        ]
+
+    return lookup

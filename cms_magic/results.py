@@ -450,7 +450,7 @@ class SendResult:
 
     def batch_numbers(self) -> np.ndarray[Any, Any]:
         """Each row's request (batch) number, -1 for rows no request carried (read-only)."""
-        view = self._batch.view()
+        view: np.ndarray[Any, Any] = self._batch.view()
         view.flags.writeable = False
         return view
 

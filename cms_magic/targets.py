@@ -165,7 +165,7 @@ class Target:
             return demo_credentials()
         from cms_magic.credentials import resolve_credentials
 
-        return resolve_credentials(profile=profile)
+        return resolve_credentials(profile=profile, region=self.region)
 
 
 def _catalog_name(url: str) -> str | None:
@@ -283,7 +283,10 @@ def resolve_target(
             option="internal",
             value=True,
         )
-    configured = [v for v in _CLOUD_CREDENTIAL_VARIABLES if env.get(v, "").strip()]
+    from cms_magic.credentials.specs import CONFIGURING_VARIABLES
+
+    variables = dict.fromkeys((*_CLOUD_CREDENTIAL_VARIABLES, *CONFIGURING_VARIABLES))
+    configured = [v for v in variables if env.get(v, "").strip()]
     configured += [str(p) for p in _credential_files(env, home) if p.is_file()]
     if credentials_given or configured:
         because = "credentials were given" if credentials_given else f"{configured[0]} exists"

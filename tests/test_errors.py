@@ -86,10 +86,12 @@ def test_no_public_exception_is_defined_outside_errors() -> None:
                 bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
                 if any(b.endswith(("Error", "Exception", "Warning")) for b in bases):
                     found.append(f"{path.relative_to(package)}:{node.name}")
-    # Internal signals that never leave the package: Refusal is the emulator's for a request
-    # it refuses (each becomes an HTTP answer); MalformedAnswer (and its two kinds) is raised
-    # inside httpx's machinery by our transport and settled as an outcome (rows unknown).
+    # Internal signals that never leave the package: Refusal and ActionRefusal are the
+    # emulator's for a request it refuses (each becomes an HTTP answer); MalformedAnswer (and
+    # its two kinds) is raised inside httpx's machinery by our transport and settled as an
+    # outcome (rows unknown). A room's own errors.py (openapi/errors.py) is an errors module.
     assert sorted(found) == [
+        "emulator/openapi.py:ActionRefusal",
         "emulator/validation.py:Refusal",
         "sending/_transport.py:MalformedAnswer",
     ]

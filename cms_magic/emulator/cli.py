@@ -15,6 +15,7 @@ import sys
 import threading
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from cms_magic.credentials.static import Credentials
@@ -28,6 +29,7 @@ from cms_magic.emulator.server import (
     serve,
 )
 from cms_magic.emulator.service import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET, demo_credentials
+from cms_magic.emulator.store import MemoryStore, SqliteStore
 from cms_magic.errors import ConfigError, CredentialsError
 from cms_magic.protocol import DEFAULT_QPS, UPLOAD_PATH
 
@@ -84,7 +86,24 @@ def main(argv: list[str] | None = None) -> int:
         metavar="NAME",
         help="the RAM role the instance metadata serves (default: %(default)s)",
     )
+    parser.add_argument(
+        "--db",
+        type=Path,
+        metavar="FILE",
+        help="keep the events in this SQLite file (created if missing; kept across restarts, "
+        "so it grows a local history to explore with the read-back API); default: in memory",
+    )
+    parser.add_argument(
+        "--lag",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="events become visible to the read-back actions this long after they are stored "
+        "(imitates the service's index lag; default: 0)",
+    )
     args = parser.parse_args(argv)
+    if not 0 <= args.lag < float("inf"):
+        parser.error(f"--lag must be a number of seconds >= 0, got {args.lag:g}")
     if (args.access_key_id is None) != (args.access_key_secret is None):
         parser.error("give both --access-key-id and --access-key-secret, or neither (demo pair)")
     if not args.qps >= 0:
@@ -119,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     if warning is not None:
         print(f"warning: {warning}", file=sys.stderr)
     try:
+        store = SqliteStore(args.db, delay=args.lag) if args.db else MemoryStore(delay=args.lag)
+    except ConfigError as exc:
+        print(f"error: --db {str(args.db)!r}: {exc}", file=sys.stderr)
+        return 2
+    try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RemoteBindWarning)  # printed just above
             server = serve(
@@ -130,8 +154,10 @@ def main(argv: list[str] | None = None) -> int:
                 sts_lifetime=args.sts_lifetime,
                 metadata_v1=args.metadata_v1,
                 metadata_role=args.metadata_role,
+                store=store,
             )
     except OSError as exc:
+        store.close()
         print(f"error: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
         return 1
     stop = threading.Event()
@@ -149,6 +175,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  instance metadata: {server.metadata_url}/latest/ (role ", end="")
         print(f"{args.metadata_role}, {v1})")
         print(f"  minted lifetime:   {args.sts_lifetime:g} s")
+        print("  read-back:         DescribeCustomEventAttribute/Count/Histogram, PutCustomEvent")
+        held = f"{args.db} ({store.count():,} events held)" if args.db else "in memory"
+        print(f"  events:            {held}; visible after {args.lag:g} s")
         print(f"  admin:             GET {ADMIN_PREFIX}events, {ADMIN_PREFIX}requests, ", end="")
         print(f"{ADMIN_PREFIX}health, {ADMIN_PREFIX}faults; ", end="")
         print(f"POST {ADMIN_PREFIX}reset, {ADMIN_PREFIX}faults")
@@ -162,6 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         restore()
         server.stop()
+        store.close()
     print("cms_magic emulator stopped", file=sys.stderr, flush=True)
     return 0
 

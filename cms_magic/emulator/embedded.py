@@ -11,12 +11,19 @@ from typing import Final
 
 from cms_magic import _state
 from cms_magic.emulator.server import EmulatorServer, serve
+from cms_magic.emulator.store import SqliteStore
 
 __all__ = ["embedded", "embedded_running", "stop_embedded"]
 
-_EMBEDDED: Final[_state.Slot[EmulatorServer]] = _state.slot(
-    "embedded emulator", close=EmulatorServer.stop
-)
+
+def _stop(server: EmulatorServer) -> None:
+    server.stop()
+    store = server.emulator.store
+    if isinstance(store, SqliteStore):
+        store.close()
+
+
+_EMBEDDED: Final[_state.Slot[EmulatorServer]] = _state.slot("embedded emulator", close=_stop)
 
 
 def embedded(
@@ -36,12 +43,18 @@ def embedded(
     ``metadata_v1``, when given, apply to the server from now on, whether it was
     running or just started: credentials minted from then on live that long.
     """
-    server = _EMBEDDED.get_or_create(serve)
+    server = _EMBEDDED.get_or_create(_start)
     if sts_lifetime is not None:
         server.sts_lifetime = sts_lifetime
     if metadata_v1 is not None:
         server.metadata_v1 = metadata_v1
     return server
+
+
+def _start() -> EmulatorServer:
+    # Events go to a private SQLite file (deleted when closed): the kernel keeps only the
+    # page cache, not every event as Python objects (~500 bytes each before).
+    return serve(store=SqliteStore(temporary=True))
 
 
 def embedded_running() -> EmulatorServer | None:
@@ -54,5 +67,5 @@ def stop_embedded() -> bool:
     server = _EMBEDDED.pop()
     if server is None:
         return False
-    server.stop()
+    _stop(server)
     return True

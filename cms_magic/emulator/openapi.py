@@ -44,9 +44,9 @@ from cms_magic.openapi import signing
 
 __all__ = [
     "INVALID_ACTION_CODE",
+    "ActionRefusal",
     "ActionTable",
     "Handler",
-    "OpenApiError",
     "action_of",
     "error_response",
     "missing",
@@ -72,7 +72,7 @@ class Handler(Protocol):
         ...
 
 
-class OpenApiError(Exception):
+class ActionRefusal(Exception):
     """Ends an OpenAPI request with ``{"Code": code, "Message": message}`` and ``status``."""
 
     def __init__(self, status: int, code: str, message: str) -> None:
@@ -86,9 +86,9 @@ class OpenApiError(Exception):
         return error_response(self.status, self.code, self.message, now)
 
 
-def missing(name: str) -> OpenApiError:
+def missing(name: str) -> ActionRefusal:
     """The services' refusal of a request without parameter ``name`` (400)."""
-    return OpenApiError(400, "MissingParameter", f"the input parameter {name!r} is missing")
+    return ActionRefusal(400, "MissingParameter", f"the input parameter {name!r} is missing")
 
 
 def request_id() -> str:

@@ -48,7 +48,10 @@ from cms_magic.emulator.openapi import (
     names_action,
     text_response,
 )
+from cms_magic.emulator.openapi_cms import ACTIONS as CMS_ACTIONS
+from cms_magic.emulator.openapi_cms import CmsHandler
 from cms_magic.emulator.service import Emulator, EmulatorResponse
+from cms_magic.emulator.store import EventStore
 from cms_magic.emulator.sts import STS_ACTIONS, StsEmulator
 from cms_magic.emulator.verify import NonceLedger, OpenApiVerifier, SignedAction
 from cms_magic.errors import ConfigError
@@ -148,6 +151,25 @@ class Routes:
         )
         self.actions = ActionTable(clock=now)
         self.actions.register(self.sts, *STS_ACTIONS)
+        self._register_cms_actions()
+
+    def _register_cms_actions(self) -> None:
+        """CloudMonitor's event actions (read-back and PutCustomEvent), answered from the
+        emulator's store behind the signature check, when the store can answer queries."""
+        store = self.emulator.store
+        if not isinstance(store, EventStore):
+            return  # a store that only counts (benchmarks) serves uploads alone
+        for action, handler in CMS_ACTIONS.items():
+
+            def answer(
+                params: Mapping[str, str],
+                now: float,
+                key_id: str,
+                handler: CmsHandler = handler,
+            ) -> EmulatorResponse:
+                return handler(params, store=store, now=now, record={"key_id": key_id})
+
+            self.register_signed(answer, action)
 
     def __repr__(self) -> str:
         return (

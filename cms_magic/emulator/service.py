@@ -226,7 +226,7 @@ class Emulator:
         self.clock = clock
         self._quota = _Quota(_check_qps(qps), monotonic)
         self._faults = FaultPicker(faults)
-        self._store: Store = MemoryStore() if store is None else store
+        self._store: Store = MemoryStore(clock=clock) if store is None else store
         self.registry = MintedRegistry() if registry is None else registry
 
     def __repr__(self) -> str:

@@ -63,8 +63,8 @@ from cms_magic.emulator.minted import (
 )
 from cms_magic.emulator.openapi import (
     INVALID_ACTION_CODE,
+    ActionRefusal,
     Headers,
-    OpenApiError,
     error_response,
     missing,
     request_fields,
@@ -162,11 +162,11 @@ class StsEmulator:
         now = self.clock()
         try:
             if self.fail_with is not None:
-                raise OpenApiError(500, self.fail_with, "injected failure of the STS")
+                raise ActionRefusal(500, self.fail_with, "injected failure of the STS")
             action, payload = self._handle(
                 method.upper(), target, request_fields(headers), body, now
             )
-        except OpenApiError as exc:
+        except ActionRefusal as exc:
             with self._lock:
                 self.refused += 1
             return error_response(exc.status, exc.code, exc.message, now)
@@ -178,7 +178,7 @@ class StsEmulator:
         self, method: str, target: str, fields: dict[str, str], body: bytes, now: float
     ) -> tuple[str, dict[str, object]]:
         if method not in ("GET", "POST"):
-            raise OpenApiError(
+            raise ActionRefusal(
                 405, "InvalidParameter", f"method {method} is not allowed: GET or POST"
             )
         path, pairs, params = request_params(target, fields, body)
@@ -187,11 +187,11 @@ class StsEmulator:
         if not action:
             raise missing("Action")
         if action not in STS_ACTIONS:
-            raise OpenApiError(
+            raise ActionRefusal(
                 404, INVALID_ACTION_CODE, f"action {show(action)} is not served by this STS"
             )
         if version != STS_VERSION:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400, "InvalidParameter", f"Version must be {STS_VERSION!r}, got {show(version)}"
             )
         lifetime = self._lifetime(params)
@@ -215,7 +215,7 @@ class StsEmulator:
         if not provider:
             raise missing("OIDCProviderArn")
         if not _OIDC_PROVIDER_ARN.match(provider):
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidParameter.OIDCProviderArn",
                 "OIDCProviderArn must look like acs:ram::<account id>:oidc-provider/<name>",
@@ -245,14 +245,14 @@ class StsEmulator:
         if raw is None or raw == "":
             return self.lifetime_seconds
         if not raw.isdigit():
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidParameter.DurationSeconds",
                 f"DurationSeconds must be a whole number of seconds, got {show(raw)}",
             )
         seconds = int(raw)
         if seconds < self.min_duration_seconds:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidParameter.DurationSeconds",
                 f"DurationSeconds must be at least {self.min_duration_seconds}, got {seconds}",
@@ -266,7 +266,7 @@ class StsEmulator:
             raise missing("RoleArn")
         match = _ROLE_ARN.match(arn)
         if match is None:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidParameter.RoleArn",
                 f"RoleArn must look like acs:ram::<account id>:role/<role name>, got {show(arn)}",
@@ -276,7 +276,7 @@ class StsEmulator:
     @staticmethod
     def _check_session(session: str) -> None:
         if not _SESSION_NAME.match(session):
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidParameter.RoleSessionName",
                 f"RoleSessionName must be 2-64 letters, digits or . @ - _, got {show(session)}",

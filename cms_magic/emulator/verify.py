@@ -12,7 +12,7 @@ expire), with the steps of :mod:`cms_magic.openapi.signing`:
   the body's digest, ``x-acs-date`` and, for a minted key, ``x-acs-security-token``.
 
 The time stamp must be within ``max_skew_seconds`` (15 minutes) of the clock. Errors are
-:class:`~cms_magic.emulator.openapi.OpenApiError` with the services' codes:
+:class:`~cms_magic.emulator.openapi.ActionRefusal` with the services' codes:
 ``IncompleteSignature``, ``SignatureDoesNotMatch``, ``InvalidTimeStamp.Format`` /
 ``.Expired``, ``InvalidAccessKeyId.NotFound`` (404), ``InvalidSecurityToken.Expired``,
 ``InvalidSecurityToken.MismatchWithAccessKey``, ``MissingParameter``, ``InvalidParameter``;
@@ -37,8 +37,8 @@ from cms_magic.credentials.secret import Secret
 from cms_magic.credentials.static import Credentials, mask
 from cms_magic.emulator.minted import MintedRegistry, TokenStatus
 from cms_magic.emulator.openapi import (
+    ActionRefusal,
     Headers,
-    OpenApiError,
     missing,
     request_fields,
     request_params,
@@ -134,7 +134,7 @@ class OpenApiVerifier:
         body: bytes,
         now: float,
     ) -> str:
-        """Check the request's signature; the AccessKeyId that signed it, else OpenApiError.
+        """Check the request's signature; the AccessKeyId that signed it, else ActionRefusal.
 
         ``pairs``/``params``: the parameters as sent (query, then form body), as
         :func:`~cms_magic.emulator.openapi.request_params` reads them; ``fields`` the
@@ -149,7 +149,7 @@ class OpenApiVerifier:
             key_id = self._verify_acs3(method, path, pairs, fields, body, now)
             self._check_nonce(fields.get("x-acs-signature-nonce", ""), now)
             return key_id
-        raise OpenApiError(
+        raise ActionRefusal(
             400,
             "IncompleteSignature",
             "the request must be signed: RPC v2 (Signature, AccessKeyId, ... parameters) "
@@ -162,7 +162,7 @@ class OpenApiVerifier:
         if not nonce:
             raise missing("SignatureNonce")
         if not self.nonces.use(nonce, now):
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 NONCE_USED_CODE,
                 "Specified signature nonce was used already: sign every request, and every "
@@ -181,13 +181,13 @@ class OpenApiVerifier:
         try:
             when = calendar.timegm(time.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ"))
         except ValueError:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidTimeStamp.Format",
                 f"the timestamp must be UTC YYYY-MM-DDThh:mm:ssZ, got {show(stamp)}",
             ) from None
         if abs(when - now) > self.max_skew_seconds:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidTimeStamp.Expired",
                 f"the timestamp {stamp} is more than {self.max_skew_seconds:g} s from the "
@@ -204,7 +204,7 @@ class OpenApiVerifier:
                 not token
                 or not hmac.compare_digest(token.encode("utf-8"), expected.reveal().encode("utf-8"))
             ):
-                raise OpenApiError(
+                raise ActionRefusal(
                     400,
                     "InvalidSecurityToken.MismatchWithAccessKey",
                     f"the security token sent does not belong to AccessKeyId {mask(key_id)}",
@@ -212,18 +212,18 @@ class OpenApiVerifier:
             return key.access_key_secret
         minted = self.registry.lookup(key_id)
         if minted is None:
-            raise OpenApiError(
+            raise ActionRefusal(
                 404, "InvalidAccessKeyId.NotFound", f"AccessKeyId {mask(key_id)} is not known"
             )
         status = self.registry.is_valid(key_id, token, now)
         if status is TokenStatus.UNKNOWN:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidSecurityToken.MismatchWithAccessKey",
                 f"the security token sent does not belong to AccessKeyId {mask(key_id)}",
             )
         if status is TokenStatus.EXPIRED:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidSecurityToken.Expired",
                 f"the security token of AccessKeyId {mask(key_id)} expired at {minted.expiration}",
@@ -237,14 +237,14 @@ class OpenApiVerifier:
             if not params.get(name):
                 raise missing(name)
         if params["SignatureMethod"] != signing.RPC_SIGNATURE_METHOD:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidParameter",
                 f"SignatureMethod must be {signing.RPC_SIGNATURE_METHOD}, "
                 f"got {show(params['SignatureMethod'])}",
             )
         if params["SignatureVersion"] != signing.RPC_SIGNATURE_VERSION:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidParameter",
                 f"SignatureVersion must be {signing.RPC_SIGNATURE_VERSION}, "
@@ -262,7 +262,7 @@ class OpenApiVerifier:
             shown_to_sign = signing.rpc_string_to_sign(
                 method, signing.rpc_canonicalized_query_string(shown)
             )
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "SignatureDoesNotMatch",
                 "Specified signature is not matched with our calculation. "
@@ -281,7 +281,7 @@ class OpenApiVerifier:
     ) -> str:
         match = _ACS3_AUTH.match(fields["authorization"])
         if match is None:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "IncompleteSignature",
                 "Authorization must be 'ACS3-HMAC-SHA256 Credential=<id>,"
@@ -294,19 +294,19 @@ class OpenApiVerifier:
             required.add("content-type")
         unsigned = sorted(required - set(signed))
         if unsigned:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "IncompleteSignature",
                 f"these headers must be signed: {', '.join(unsigned)}",
             )
         absent = [name for name in signed if name not in fields]
         if absent:
-            raise OpenApiError(
+            raise ActionRefusal(
                 400, "IncompleteSignature", f"signed headers not sent: {', '.join(absent)}"
             )
         digest = fields.get("x-acs-content-sha256", "")
         if digest != signing.hashed_payload(body):
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "InvalidParameter",
                 "x-acs-content-sha256 must be the hex SHA-256 of the body as sent",
@@ -332,7 +332,7 @@ class OpenApiVerifier:
             shown = {
                 n: TOKEN_MARKER if n == "x-acs-security-token" else v for n, v in fields.items()
             }
-            raise OpenApiError(
+            raise ActionRefusal(
                 400,
                 "SignatureDoesNotMatch",
                 "Specified signature is not matched with our calculation. "
@@ -376,9 +376,9 @@ class SignedAction:
         path, pairs, params = request_params(target, fields, body)
         try:
             if method not in ("GET", "POST"):
-                raise OpenApiError(405, "InvalidParameter", f"method {method} is not allowed")
+                raise ActionRefusal(405, "InvalidParameter", f"method {method} is not allowed")
             key_id = self.verifier.verify(method, path, pairs, params, fields, body, now)
-        except OpenApiError as exc:
+        except ActionRefusal as exc:
             with self._lock:
                 self.refused += 1
             return exc.response(now)

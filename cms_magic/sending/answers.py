@@ -385,6 +385,13 @@ def auth_error(verdict: Verdict, credentials: Credentials, http_status: int = 40
         )
     elif "signature" in lowered:
         hint = "check the AccessKey secret (and the STS token if you use one)"
+    elif "token" in lowered and "expired" in lowered:
+        hint = (
+            "the STS token expired: get fresh temporary credentials (a role, OIDC or "
+            "credentials-URI source refreshes them by itself)"
+        )
+    elif "security-token" in lowered or "securitytoken" in lowered.replace(" ", ""):
+        hint = "the STS token is missing, wrong or expired: get a fresh one"
     elif "unknown" in lowered or "accesskeyid" in lowered.replace(" ", ""):
         hint = "check the AccessKey id, and that it belongs to this account"
     elif "date" in lowered or "clock" in lowered or "skew" in lowered:

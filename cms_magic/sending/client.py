@@ -95,6 +95,8 @@ from cms_magic.targets import Target, resolve_target
 if TYPE_CHECKING:
     import pandas as pd
 
+    from cms_magic.confirm import Lookup
+
 __all__ = [
     "Client",
     "Progress",
@@ -193,6 +195,15 @@ class Client:
         source's latest triple (None before its first); a plug-in ``httpx`` auth."""
         signer = self.keys.preview()
         return None if signer is None else signer.auth
+
+    def lookup(self) -> Lookup:
+        """A read-back of the events this client's target holds, for
+        :meth:`~cms_magic.results.SendResult.confirm` (same credentials; the region's OpenAPI
+        endpoint, or the emulator's own URL)."""
+        from cms_magic.confirm import readback_lookup
+        from cms_magic.readback import openapi_url
+
+        return readback_lookup(openapi_url(self.target), self.credentials)
 
     def quota_bucket(self) -> TokenBucket | None:
         """The bucket this client's requests take their slots from (None: no client limit).

@@ -44,10 +44,7 @@ def is_token_expired(code: str | None, message: str | None) -> bool:
 def quota_key(credentials: Credentials | RefreshingCredentials) -> str:
     """Which account quota requests with ``credentials`` share: the AccessKey id, or for a
     refreshing source (whose minted key ids change at each refresh) the source itself."""
-    if isinstance(credentials, Credentials):
-        return credentials.access_key_id
-    key = getattr(credentials, "quota_key", None)
-    return key if isinstance(key, str) and key else f"source:{credentials.source}"
+    return credentials.quota_key
 
 
 @dataclass(frozen=True, slots=True)

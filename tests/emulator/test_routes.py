@@ -289,7 +289,7 @@ def test_upload_with_an_expired_minted_token_is_refused_as_token_expired(
     assert not result.ok
     assert isinstance(result.error, AuthError)
     assert result.error.hint is not None
-    assert "get a fresh one" in result.error.hint
+    assert "get fresh temporary credentials" in result.error.hint
     request = result.requests.iloc[-1]
     assert request["http_status"] == 403
     assert request["code"] == UPLOAD_TOKEN_EXPIRED_CODE == "InvalidSecurityToken.Expired"
@@ -379,7 +379,13 @@ def test_register_wants_action_names(emulator: Any) -> None:
         emulator.register(emulator.routes.sts)
     with pytest.raises(ValueError, match="non-empty string"):
         emulator.register(emulator.routes.sts, "")
-    assert emulator.routes.actions.actions == ("AssumeRole", "AssumeRoleWithOIDC")
+    assert emulator.routes.actions.actions[:2] == ("AssumeRole", "AssumeRoleWithOIDC")
+    assert set(emulator.routes.actions.actions[2:]) == {
+        "DescribeCustomEventAttribute",
+        "DescribeCustomEventCount",
+        "DescribeCustomEventHistogram",
+        "PutCustomEvent",
+    }
 
 
 # ---------------------------------------------------------------- signed actions and replays

@@ -150,7 +150,8 @@ def test_a_timeout_after_sending_is_unknown_retried_only_if_asked(retry_ambiguou
         ("signature does not match", "check the AccessKey secret"),
         ("Unknown AccessKeyId", "check the AccessKey id"),
         ("the Date is too far from the server clock", "synchronise it (NTP)"),
-        ("security token expired", "get a fresh one"),
+        ("security token expired", "get fresh temporary credentials"),
+        ("x-cms-security-token does not match the token of AccessKeyId STS.x", "get a fresh one"),
     ],
 )
 def test_auth_error_carries_the_advice_as_its_hint(msg: str, advice: str) -> None:
