@@ -7,7 +7,7 @@ together they stay at the rate:
 
 - **where**: ``$CMS_MAGIC_QUOTA_DIR`` if set, else ``$XDG_RUNTIME_DIR/cms_magic/quota``
   (a per-user tmpfs), else ``~/.cache/cms_magic/quota`` (made with mode 0700); the
-  file is named by a hash of the quota key, never the key itself;
+  file is named by a hash of the quota key and the host name, never the key itself;
 - **what**: GCRA, the token bucket as one number: the *theoretical arrival time*
   (TAT) of the next free slot, in ``CLOCK_MONOTONIC`` seconds (one clock for every
   process of a Linux machine; a different boot id starts afresh). Taking a slot is one
@@ -35,6 +35,7 @@ import hashlib
 import logging
 import math
 import os
+import socket
 import sys
 import threading
 import time
@@ -157,10 +158,13 @@ def quota_dir(environ: Mapping[str, str] | None = None) -> Path:
     return Path.home() / ".cache" / "cms_magic" / "quota"
 
 
-def quota_file_name(key: str) -> str:
-    """The file name of a quota key's bucket: a hash, never the key."""
-    digest = hashlib.sha256(b"cms_magic quota\0" + key.encode("utf-8")).hexdigest()
-    return f"{digest[:32]}.quota"
+def quota_file_name(key: str, host: str | None = None) -> str:
+    """The file name of a quota key's bucket on ``host`` (this machine's name by default):
+    a hash, never the key. The host is in it because a home directory shared by several
+    machines (NFS) must not join their buckets: their monotonic clocks differ."""
+    machine = socket.gethostname() if host is None else host
+    material = b"\0".join([b"cms_magic quota", key.encode("utf-8"), machine.encode("utf-8")])
+    return f"{hashlib.sha256(material).hexdigest()[:32]}.quota"
 
 
 class _Fd:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import threading
 from pathlib import Path
 
@@ -78,6 +79,9 @@ def test_the_directory_and_the_file_name(tmp_path: Path) -> None:
     assert KEY not in name
     assert name != quota_file_name(KEY + "x")
     assert name == quota_file_name(KEY)
+    # Machines sharing a home directory (NFS) have different clocks: never one file.
+    assert quota_file_name(KEY, host="a") != quota_file_name(KEY, host="b")
+    assert quota_file_name(KEY, host=socket.gethostname()) == name
 
 
 def test_two_buckets_on_one_file_share_the_slots(tmp_path: Path, clock: FakeClock) -> None:

@@ -21,6 +21,7 @@ from cms_magic.sending.redisquota import (
     redis_key,
     redis_quota,
 )
+from tests import redis_support
 from tests.conftest import FakeClock
 from tests.redis_support import start_redis
 
@@ -141,3 +142,15 @@ def test_redis_quota_is_one_per_url_and_key(redis_url: str) -> None:
     assert quota_factory(redis_url)(KEY, 0) is None
     _state.reset()
     assert redis_quota(redis_url, KEY, 20) is not first
+
+
+def test_a_missing_redis_server_skips_here_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(redis_support.shutil, "which", lambda name: None)
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="apt-get install redis-server"):
+        redis_support.redis_binary()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="required in CI"):
+        redis_support.redis_binary()
