@@ -184,7 +184,10 @@ class Journal:
         import sqlite3
 
         where = os.path.abspath(os.fspath(path))
-        lock = _lock(where)
+        try:
+            lock = _lock(where)
+        except OSError as exc:
+            raise JournalError(where, f"cannot be opened ({exc.strerror or exc})") from None
         try:
             existed = os.path.exists(where) and os.path.getsize(where) > 0
             conn = store.connect(where, create=True, durable=durable)
@@ -200,6 +203,9 @@ class Journal:
         except sqlite3.DatabaseError as exc:
             _release(lock)
             raise JournalError(where, f"is not a usable cms_magic journal ({exc})") from None
+        except OSError as exc:
+            _release(lock)
+            raise JournalError(where, f"cannot be opened ({exc.strerror or exc})") from None
         except BaseException:
             _release(lock)
             raise

@@ -21,6 +21,7 @@ import pytest
 
 from cms_magic.batching import Batch, plan_batches
 from cms_magic.credentials.static import Credentials
+from cms_magic.emulator import Emulator
 from cms_magic.results import ACCEPTED, NOT_SENT, REJECTED, UNKNOWN
 from cms_magic.sending.journal import (
     Fingerprinter,
@@ -202,6 +203,8 @@ def test_a_file_that_is_not_a_journal_is_refused(tmp_path: Path) -> None:
         open_journal(other)
     with pytest.raises(JournalError, match="no such journal file"):
         read_journal(tmp_path / "missing.db")
+    with pytest.raises(JournalError, match="cannot be opened"):
+        open_journal(tmp_path / "no such folder" / "j.db")
 
 
 def test_one_writer_at_a_time(tmp_path: Path) -> None:
@@ -667,3 +670,144 @@ def test_importing_the_journal_does_not_load_sqlite(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True
     )
     assert out.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- through a run
+
+
+def _wire(run: Any, journal: Journal, fingerprint: Fingerprinter) -> None:
+    """The journal wired into a real Run by wrapping its methods: a reference for the
+    wiring the run will have (see the report of issue 16), short of holding back resumed
+    batches until the journal's frontier is verified."""
+    state = journal.initial
+    builder = run.builder
+    settle, reject, plan_next, deliver = (
+        builder.settle,
+        builder.reject,
+        run._plan_next,
+        run._deliver,
+    )
+    for status, reason, positions in state.groups():  # settled by an earlier run
+        settle(positions.tolist(), status, reason, batch=-1, attempts=0)
+
+    def _plan_next(chunks: Any, first_number: int) -> list[Batch] | None:
+        planned: list[Batch] | None = plan_next(chunks, first_number)
+        if planned:
+            journal.plan(fingerprint.prints(planned))
+        return planned
+
+    async def _deliver(
+        number: int, positions: list[int], payloads: list[bytes], budget: Any, earlier: Any = None
+    ) -> None:
+        keep = [i for i, p in enumerate(positions) if state.status[p] == NOT_SENT]
+        if not keep:
+            return
+        positions, payloads = [positions[i] for i in keep], [payloads[i] for i in keep]
+        journal.sending(number, positions, attempt=1)
+        await deliver(number, positions, payloads, budget, earlier)
+
+    def _settle(positions: list[int], status: Any, reason: Any, **kw: Any) -> None:
+        journal.settled(
+            positions, status, reason, batch=kw["batch"], request_id=kw.get("request_id")
+        )
+        settle(positions, status, reason, **kw)
+
+    def _reject(rejected: dict[int, str]) -> None:
+        if rejected:
+            journal.rejected(rejected)
+        reject(rejected)
+
+    run._plan_next, run._deliver = _plan_next, _deliver
+    builder.settle, builder.reject = _settle, _reject
+
+
+class _Crash:
+    """Answers through the emulator until request ``at``: then snapshots the journal as a
+    kill would leave it, and nothing more reaches the service."""
+
+    def __init__(self, emulator: Any, journal: Path, snapshot: Path, at: int) -> None:
+        self.emulator, self.journal, self.snapshot, self.at = emulator, journal, snapshot, at
+        self.count = 0
+
+    def __call__(self, request: Any) -> Any:
+        import httpx
+
+        self.count += 1
+        if self.count == self.at:
+            copy_as_crashed(self.journal, self.snapshot)
+        if self.count >= self.at:
+            raise httpx.ConnectError("the process was killed")
+        return self.emulator.handle_request(request)
+
+
+def _journaled_send(client: Any, df: Any, path: Path) -> Any:
+    from cms_magic.sending.jobs import run_foreground
+
+    fingerprint = Fingerprinter(
+        chunk_rows=client.chunk_rows, max_events=client.max_events, max_bytes=client.max_bytes
+    )
+    journal = Journal.open(
+        path,
+        fingerprint=fingerprint,
+        target=JournalTarget.of(client.url, quota_key(client.credentials)),
+        total=len(df),
+    )
+    run = client._run(df, {"name_col": "name", "content_col": "content"}, False)
+    try:
+        _wire(run, journal, fingerprint)
+        return run_foreground(run.execute, run.control, grace=5)
+    finally:
+        journal.close()
+
+
+@pytest.mark.parametrize("crash_at", [1, 7, 23])
+def test_a_run_resumed_from_a_crashed_journal_stores_each_row_at_most_once(
+    tmp_path: Path, crash_at: int
+) -> None:
+    from collections import Counter
+
+    from tests.sending._helpers import frame, no_sleep_client
+
+    df = frame(3_000)
+    emulator = Emulator(qps=0)
+    live, crashed = tmp_path / "live.db", tmp_path / "crashed.db"
+    first = no_sleep_client(
+        _Crash(emulator, live, crashed, crash_at), concurrency=4, chunk_rows=500, max_events=50
+    )
+    _journaled_send(first, df, live)
+    before = read_journal(crashed).state
+    assert before.counts["in_flight"] >= 1  # the request at the crash went out, unanswered
+    assert before.counts["accepted"] + before.counts["unknown"] + before.counts["not_sent"] == 3_000
+
+    again = no_sleep_client(emulator.handle_request, concurrency=4, chunk_rows=500, max_events=50)
+    result = _journaled_send(again, df, crashed)
+    copies = Counter(event["content"] for event in emulator.events())
+    held = np.array([copies[f"row-{i}"] for i in range(3_000)])
+    assert held.max() == 1  # nothing stored twice
+    assert (held[before.status == ACCEPTED] == 1).all()
+    assert (held[before.status == NOT_SENT] == 1).all()  # sent by the resumed run
+    unknown = before.status == UNKNOWN  # in flight at the crash: reported, not resent
+    assert result.counts()["unknown"] == int(unknown.sum())
+    assert result.accepted == 3_000 - int(unknown.sum())
+    after = read_journal(crashed).state
+    assert after.counts["not_sent"] == 0
+    assert (after.status[unknown] == UNKNOWN).all()
+
+
+def test_a_run_with_other_data_is_refused_before_anything_is_sent(tmp_path: Path) -> None:
+    from tests.sending._helpers import frame, no_sleep_client
+
+    emulator = Emulator(qps=0)
+    path = tmp_path / "j.db"
+    first = no_sleep_client(
+        _Crash(emulator, path, tmp_path / "c.db", 5), chunk_rows=500, max_events=50
+    )
+    _journaled_send(first, frame(3_000), path)
+    stored = len(emulator.events())
+    other = frame(3_000, marker="edited")
+    again = no_sleep_client(emulator.handle_request, chunk_rows=500, max_events=50)
+    result = _journaled_send(again, other, path)
+    assert len(emulator.events()) == stored  # nothing more was sent
+    assert result.error is not None
+    assert isinstance(result.error.__cause__, JournalMismatchError)
+    assert "batch 0 (rows 0-49) holds other events" in str(result.error)
