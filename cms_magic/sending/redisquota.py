@@ -223,6 +223,10 @@ class RedisBucket(SharedBucket):
             log.warning("the Redis quota at %s answers again: shared again", self.url)
         return max(0.0, delay)
 
+    def close(self) -> None:
+        """Close the connections to Redis (a later reserve connects again)."""
+        self._client.close()
+
     def _fall_back(self, reason: str) -> None:
         with self._state_lock:
             self._down_until = self.clock() + self.retry_after

@@ -49,6 +49,9 @@ def test_slots_are_spaced_by_the_servers_clock(redis_url: str, fresh_key: str) -
         assert delays[k] == pytest.approx(0.05 * k, abs=0.02)
     assert a.shared
     assert isinstance(a, SharedBucket)
+    a.close()
+    assert a.reserve() >= 0.0  # connects again
+    assert a.shared
 
 
 def test_threads_on_two_clients_never_share_a_slot(redis_url: str, fresh_key: str) -> None:
