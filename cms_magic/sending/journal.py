@@ -17,24 +17,32 @@ While the send runs, the run writes:
 Every record is its own transaction in WAL mode with ``synchronous=NORMAL``: a record
 is in the operating system's hands when the call returns, so a ``kill -9`` at any
 instant loses nothing written, and the file is never corrupt (SQLite's WAL). Only an OS
-crash or power loss can lose the last records; ``durable=True`` fsyncs every record
-(``synchronous=FULL``), at about 10x the cost (see benchmarks/bench_journal.py). A
-request written ``SENDING`` whose answer was lost with the process is *in flight*: its
-rows are ``unknown``, never silently resent.
+crash or power loss can lose the last records (a request sent just before one may then
+be sent again on resume); ``durable=True`` fsyncs every record (``synchronous=FULL``),
+about 7x the cost (benchmarks/bench_journal.py: 39 against 276 us a request). A request
+written ``SENDING`` whose answer was lost with the process is *in flight*: its rows are
+``unknown``, never silently resent. Each answer is committed at once too (not held back
+to share the next request's commit), so after a crash only the requests really in flight
+are unknown.
 
 **Threads.** One journal is safe from any thread (one lock around its connection); the
 run calls the per-request methods from its event loop thread, where a record costs about
-10 microseconds (one commit, no fsync), and may call :meth:`Journal.plan` and
-:meth:`Journal.rejected` from the producer's worker thread. Only one process at a time
-may have a journal open for writing: a second :meth:`Journal.open` raises
-:class:`JournalError` (an ``fcntl`` lock on ``PATH-lock``); :func:`read_journal` reads a
+11 microseconds (one commit, no fsync), and may call :meth:`Journal.plan` and
+:meth:`Journal.rejected` from the producer's worker thread (where the fingerprint's
+hashing runs too). Only one process at a time may have a journal open for writing: a
+second :meth:`Journal.open` raises :class:`JournalError` (an ``fcntl`` lock on
+``PATH-lock``, an empty file left next to the journal); :func:`read_journal` reads a
 journal while a send writes it.
 
-**Resuming.** :meth:`Journal.state` replays the log into a :class:`JournalState`: one
-byte of status per row (the :mod:`cms_magic.results` codes) and one in-flight flag; the
-run skips accepted and rejected rows, reports in-flight and unknown rows ``unknown``, and
-sends the rest (:meth:`JournalState.to_send`). :func:`read_journal` gives the same state
-as a text summary and a DataFrame.
+**Resuming.** :meth:`Journal.open` on an existing journal reads its
+:class:`JournalState` (:attr:`Journal.initial`): one byte of status per row (the
+:mod:`cms_magic.results` codes) and one in-flight flag. The run gives the settled rows
+to its result (:meth:`JournalState.groups`), sends only the rows not sent
+(:meth:`JournalState.to_send`) and reports in-flight and unknown rows ``unknown``. So
+that nothing is sent before the data is known to be the same, a resumed run holds back
+the batches numbered up to :attr:`JournalState.frontier` until :meth:`Journal.plan` has
+checked that one. :func:`read_journal` gives a journal's state as a text summary and a
+DataFrame.
 """
 
 from __future__ import annotations
@@ -107,6 +115,7 @@ class Fingerprinter:
         self._whole = hashlib.sha256(json.dumps(self.layout, sort_keys=True).encode())
 
     def prints(self, batches: Sequence[Batch]) -> list[BatchPrint]:
+        """The fingerprints of one chunk's batches, in order (feed every chunk, in order)."""
         out = []
         for batch in batches:
             rows = pack_positions(batch.positions)
@@ -118,6 +127,7 @@ class Fingerprinter:
         return out
 
     def digest(self) -> str:
+        """The hex digest of the layout and of every batch fed so far."""
         return self._whole.hexdigest()
 
 
@@ -163,6 +173,7 @@ class Journal:
         #: The journal's state when it was opened (all ``NOT_SENT`` for a new journal).
         self.initial: JournalState = self._read_state()
         self.frontier = self.initial.frontier
+        self._checked = -1  # the last batch number this run planned
         #: Whether the journal had records of an earlier run (a resume).
         self.resumed = self.initial.runs > 0
         self._write("INSERT INTO log (kind, at) VALUES (?, ?)", (store.OPENED, self.clock()))
@@ -237,6 +248,24 @@ class Journal:
             if new:
                 self._run(lambda c: c.executemany("INSERT INTO plan VALUES (?, ?, ?)", new))
             self.frontier = max(self.frontier, last)
+            self._checked = max(self._checked, first, last)
+
+    @property
+    def verified(self) -> bool:
+        """Whether this run has planned (so checked) every batch the journal knew when it
+        was opened: until then a resumed run sends none of them."""
+        return self._checked >= self.initial.frontier
+
+    def end_of_plan(self) -> None:
+        """The run planned its last chunk: a journal that knows more batches than this send
+        has was made for other data (:class:`JournalMismatchError`)."""
+        if not self.verified:
+            raise JournalMismatchError(
+                self.path,
+                "data",
+                f"it planned {self.initial.frontier + 1:,} batches, this send "
+                f"{self._checked + 1:,}",
+            )
 
     def sending(
         self,

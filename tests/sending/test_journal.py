@@ -180,6 +180,30 @@ def test_other_data_is_refused_at_the_first_batch_that_differs(tmp_path: Path) -
     conn.close()
 
 
+def test_a_resumed_run_is_verified_once_it_planned_the_batches_the_journal_knew(
+    tmp_path: Path,
+) -> None:
+    def verified(journal: Journal) -> bool:  # read anew each time (not narrowed)
+        return journal.verified
+
+    path = tmp_path / "j.db"
+    with open_journal(path) as journal:
+        assert verified(journal)  # a new journal: nothing to check
+        journal.plan(fingerprinter().prints(batches(20)))
+        journal.end_of_plan()
+    with open_journal(path) as journal:
+        prints = fingerprinter().prints(batches(20))
+        assert not verified(journal)
+        journal.plan(prints[:3])
+        assert not verified(journal)  # batches 3 and 4 not checked yet: hold them back
+        journal.plan(prints[3:])
+        assert verified(journal)
+    with open_journal(path) as journal:
+        journal.plan(fingerprinter().prints(batches(12)))  # same rows, fewer batches
+        with pytest.raises(JournalMismatchError, match="it planned 5 batches, this send 3"):
+            journal.end_of_plan()
+
+
 def test_other_rows_are_named_too(tmp_path: Path) -> None:
     path = tmp_path / "j.db"
     with open_journal(path) as journal:
