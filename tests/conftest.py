@@ -148,3 +148,9 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def _quota_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The host-wide quota files of this test session: never the user's, never another run's."""
+    monkeypatch.setenv("CMS_MAGIC_QUOTA_DIR", str(tmp_path_factory.getbasetemp() / "quota"))

@@ -16,9 +16,14 @@ How a send runs:
   a worker thread, through a bounded queue, so memory stays flat whatever the
   size of the frame (:mod:`cms_magic.sending.run`).
 - A few workers post batches concurrently over one keep-alive connection
-  pool, each request first taking a slot from the process-wide quota of its
-  AccessKey (:func:`~cms_magic.sending.quota.shared_quota`): every send in the
-  process with the same key shares the account's 20 requests per second.
+  pool, each request first taking a slot from the quota of its AccessKey (or of
+  its role, for refreshing credentials): by default host-wide
+  (:mod:`~cms_magic.sending.hostquota`: every process of this user on this machine
+  with the same key shares the account's 20 requests per second), ``quota="process"``
+  for this process only, ``quota="redis://host:port/db"`` across machines
+  (:mod:`~cms_magic.sending.redisquota`). Throttled answers lower the rate and it
+  probes back up (:mod:`~cms_magic.sending.adaptive`); a throttled request is
+  retried for as long as the retry policy's time allows, never counted as an attempt.
 - Each attempt is signed again (fresh Date). Retried, with exponential backoff
   and full jitter, bounded in attempts and time, honouring ``Retry-After``
   (:mod:`cms_magic.sending.retry`): connection failures before the request went
@@ -76,7 +81,7 @@ from cms_magic.sending.jobs import (
     start_background,
 )
 from cms_magic.sending.keys import AnyCredentials, Keys, quota_key
-from cms_magic.sending.quota import TokenBucket, shared_quota
+from cms_magic.sending.quota import TokenBucket, quota_factory, shared_quota
 from cms_magic.sending.retry import RetryPolicy
 from cms_magic.sending.run import Run, RunConfig, Sleep, masked_authorization
 from cms_magic.settings import (
@@ -121,8 +126,10 @@ class Client:
     explicit URL, or ``local`` for the embedded emulator (which takes its demo
     key); ``None`` means what the environment configures. A :class:`Target` is
     used as is. ``credentials`` default to the target's (``profile`` picks one).
-    The quota ``qps`` is shared by every send of the process with the same key
-    (0 turns the client-side limit off). ``concurrency`` requests are in flight
+    The quota ``qps`` is shared by every send with the same key: on this machine by
+    default (``quota="host"``), in this process (``"process"``), or through Redis
+    (``"redis://host:port/db"``); ``qps=0`` or ``quota="off"`` turns the client-side
+    limit off; a :class:`~cms_magic.sending.quota.TokenBucket` is used as is. ``concurrency`` requests are in flight
     at most. ``clock``, ``monotonic``, ``sleep`` and ``random`` are injectable
     for tests.
     """
@@ -144,7 +151,7 @@ class Client:
         max_events: int = MAX_EVENTS_PER_REQUEST,
         max_bytes: int = MAX_BODY_BYTES,
         transport: httpx.AsyncBaseTransport | None = None,
-        quota: TokenBucket | None = None,
+        quota: TokenBucket | str | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         sleep: Sleep | None = None,
@@ -175,6 +182,7 @@ class Client:
         self.max_bytes = max_bytes
         self.transport = transport
         self.quota = quota
+        self._quota_factory = quota_factory(quota)  # a bad quota= fails here, named
         self.clock = clock
         self.monotonic = monotonic
         self.sleep: Sleep = sleep or asyncio.sleep
@@ -208,14 +216,12 @@ class Client:
     def quota_bucket(self) -> TokenBucket | None:
         """The bucket this client's requests take their slots from (None: no client limit).
 
-        The injected ``quota`` if one was given, else the process-wide
-        :func:`~cms_magic.sending.quota.shared_quota` of the AccessKey.
+        The injected ``quota`` bucket if one was given; else, by ``quota`` (``"host"`` by
+        default, ``"process"``, ``"redis://..."``, ``"off"``), the shared bucket of the
+        credentials' quota key (:func:`~cms_magic.sending.quota.quota_factory`); None
+        with ``qps=0`` or ``quota="off"``.
         """
-        if self.quota is not None:
-            return self.quota
-        if self.qps == 0:
-            return None
-        return shared_quota(quota_key(self.credentials), self.qps)
+        return self._quota_factory(quota_key(self.credentials), self.qps)
 
     def _run(self, data: Any, mapping: dict[str, Any], dry_run: bool) -> Run:
         config = RunConfig(
@@ -442,7 +448,7 @@ def send(
     target's: the demo key for the emulator, else
     :func:`cms_magic.resolve_credentials` (``profile`` picks one). ``dry_run``
     does everything but the POST. ``background=True`` returns a
-    :class:`SendJob` at once. Other options (``qps``, ``concurrency``,
+    :class:`SendJob` at once. Other options (``qps``, ``quota``, ``concurrency``,
     ``timeout``, ``retry``, ``retry_ambiguous``...) are :class:`Client`'s.
 
     Returns a :class:`~cms_magic.results.SendResult` (or a :class:`SendJob`);

@@ -60,7 +60,7 @@ from cms_magic.sending.inputs import prepare
 from cms_magic.sending.jobs import Control
 from cms_magic.sending.keys import Keys, Signer, is_token_expired
 from cms_magic.sending.outcomes import ResultBuilder
-from cms_magic.sending.quota import TokenBucket, lease_for
+from cms_magic.sending.quota import SharedBucket, TokenBucket, lease_for
 from cms_magic.sending.retry import RetryPolicy, backoff, may_retry
 
 __all__ = ["Run", "RunConfig", "masked_authorization"]
@@ -436,13 +436,17 @@ class Run:
             signer = await self._refreshed(signer)
             attempt += 1
             final, signer = await self._attempt(number, body, attempt, wire, signer=signer)
-        while final.decision.retryable and may_retry(policy, attempt, config.monotonic() - began):
+        throttled = int(final.verdict.outcome == "throttled")  # of the attempts counted
+        while final.decision.retryable and may_retry(
+            policy, attempt, config.monotonic() - began, throttled=throttled
+        ):
             if final.status == "unknown" and earlier is None:  # ambiguous: may be stored
                 earlier = describe(final.verdict, final.http_status)
             wait = backoff(policy, attempt, final.verdict.retry_after, config.random())
             await config.sleep(wait)
             attempt += 1
             final, signer = await self._attempt(number, body, attempt, wire)
+            throttled += final.verdict.outcome == "throttled"
         if earlier is not None:
             final.decision = after_ambiguous(final.decision, earlier)
         self.builder.add_request(
@@ -550,6 +554,8 @@ class Run:
             http_status = response.status_code
             verdict = classify(http_status, response.content, response.headers, now=sent_at)
             decision = decide(verdict, http_status, retry_ambiguous=config.retry_ambiguous)
+            if isinstance(quota, SharedBucket):  # the adaptive rate learns from each answer
+                quota.on_answer(verdict.outcome == "throttled")
         wire.in_flight = False  # answered (or failed): an abort from here on is not in flight
         # Server text (and exception text, which may quote it) is scrubbed here, once:
         # every record, reason, error, summary and log line below is made from it.

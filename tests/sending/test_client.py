@@ -13,6 +13,7 @@ from cms_magic.credentials.static import Credentials
 from cms_magic.emulator import EmulatorServer, embedded
 from cms_magic.errors import InputError, TargetError
 from cms_magic.sending.client import Client
+from cms_magic.sending.hostquota import host_quota
 from cms_magic.settings import ENV_ENDPOINT, ENV_REGION
 from cms_magic.targets import parse_target
 from tests.sending._helpers import DEMO, frame
@@ -155,7 +156,6 @@ def test_unknown_option_is_a_clear_error() -> None:
 def test_a_send_holds_its_quota_lease_for_its_whole_run(emulator: EmulatorServer) -> None:
     """While a send at qps 19 runs, its key's shared bucket stays at 19 whoever asks for
     more; when it ends, the lease is released (issue 12 #11, the run's side)."""
-    from cms_magic.sending.quota import shared_quota
 
     job = cms_magic.send(
         frame(5_000),
@@ -172,8 +172,8 @@ def test_a_send_holds_its_quota_lease_for_its_whole_run(emulator: EmulatorServer
             reached = job.wait(0.05)
             give_up -= 1
         assert not reached, "the send ended before it could be looked at"
-        assert shared_quota(DEMO.access_key_id, 20).rate == 19  # another send asks for 20
+        assert host_quota(DEMO.access_key_id, 20).rate == 19  # another send asks for 20
     finally:
         job.cancel()
         assert job.wait(10)
-    assert shared_quota(DEMO.access_key_id, 20).rate == 20  # released: no one holds it
+    assert host_quota(DEMO.access_key_id, 20).rate == 20  # released: no one holds it

@@ -15,6 +15,7 @@ from cms_magic.credentials.static import Credentials
 from cms_magic.emulator import Emulator, serve
 from cms_magic.errors import ConfigError
 from cms_magic.sending.client import Client, shared_quota
+from cms_magic.sending.hostquota import host_quota
 from cms_magic.sending.quota import SharedBucket, TokenBucket, lease, lease_for
 from tests.conftest import FakeClock
 from tests.sending._helpers import DEMO, frame
@@ -37,7 +38,7 @@ def test_quota_is_one_per_access_key_process_wide() -> None:
     a = Client("http://127.0.0.1:9", credentials=Credentials("LTAIshared0001", "s1"))
     b = Client("http://127.0.0.1:9", credentials=Credentials("LTAIshared0001", "s1"))
     c = Client("http://127.0.0.1:9", credentials=Credentials("LTAIother00002", "s2"))
-    assert a.quota_bucket() is b.quota_bucket() is shared_quota("LTAIshared0001")
+    assert a.quota_bucket() is b.quota_bucket() is host_quota("LTAIshared0001", 20)
     assert a.quota_bucket() is not c.quota_bucket()
     assert Client("http://127.0.0.1:9", credentials=DEMO, qps=0).quota_bucket() is None
 
