@@ -189,6 +189,15 @@ _SEND: Final = (
         metavar="N",
     ),
     Option(
+        "quota",
+        "Who shares the requests/s: 'host' (every process of this user here, the default), "
+        "'process', 'off', or redis://host:port/db (every machine using that Redis).",
+        str,
+        "send",
+        "Quota shared by",
+        metavar="SCOPE",
+    ),
+    Option(
         "concurrency",
         "Requests in flight at most.",
         int,

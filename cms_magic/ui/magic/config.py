@@ -54,13 +54,25 @@ if TYPE_CHECKING:
 
 __all__ = ["CmsMagicConfig"]
 
+
+def _check_quota(value: object) -> str:
+    """A ``quota`` setting, checked now (its words, as ``quota_factory`` reads them)."""
+    from cms_magic.sending.quota import quota_factory
+
+    quota_factory(value)
+    return str(value).strip()
+
+
 #: The send settings a cell's flag overrides, and the check each value passes.
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "qps": lambda v: check_qps(v, "qps"),
     "concurrency": lambda v: check_concurrency(v, "concurrency"),
     "timeout": lambda v: check_seconds(v, "timeout"),
     "max_retries": lambda v: check_count(v, "max_retries", minimum=0),
+    "quota": _check_quota,
 }
+
+
 _ENVIRONMENT = {"region": ENV_REGION, "endpoint": ENV_ENDPOINT, "profile": ENV_PROFILE}
 
 
@@ -116,6 +128,7 @@ class CmsMagicConfig(Magics):
         config=True
     )
     timeout = Float(option("timeout").default, help=option("timeout").help).tag(config=True)
+    quota = Unicode("host", help=option("quota").help).tag(config=True)
     progress = Union(
         [Bool(), CaselessStrEnum(list(PROGRESS_MODES))],
         default_value="auto",
@@ -206,7 +219,7 @@ class CmsMagicConfig(Magics):
             )
         return value
 
-    @validate("qps", "concurrency", "max_retries", "timeout")
+    @validate("qps", "concurrency", "max_retries", "timeout", "quota")
     def _check_send_setting(self, proposal: Mapping[str, Any]) -> Any:
         try:
             return _CHECKS[proposal["trait"].name](proposal["value"])

@@ -53,6 +53,7 @@ SETTING_NAMES: Final = (
     "group_id",
     "default_name",
     "qps",
+    "quota",
     "concurrency",
     "max_retries",
     "timeout",

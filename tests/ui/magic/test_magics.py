@@ -60,6 +60,7 @@ def test_help_lists_every_option(shell: InteractiveShell) -> None:
         "--endpoint",
         "--profile",
         "--qps",
+        "--quota",
         "--concurrency",
         "--timeout",
         "--max-retries",
