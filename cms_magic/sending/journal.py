@@ -145,7 +145,7 @@ def _lock(path: str) -> IO[bytes] | None:
         handle.close()
         raise JournalError(
             path,
-            "is in use by another send (another process has it open)",
+            "is in use by another send (open in this or another process)",
             hint="wait for that send to end, or give another journal path",
         ) from None
     return handle
