@@ -28,6 +28,9 @@ from cms_magic.settings import (
 __all__ = [
     "MAPPING_OPTIONS",
     "OPTIONS",
+    "READ_COMMANDS",
+    "READ_OPTIONS",
+    "READ_TARGET_OPTIONS",
     "SEND_OPTIONS",
     "TARGET_OPTIONS",
     "Option",
@@ -35,9 +38,10 @@ __all__ = [
     "flag_subject",
     "label_subject",
     "option",
+    "read_keywords",
 ]
 
-Group = Literal["mapping", "target", "send"]
+Group = Literal["mapping", "target", "send", "read"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,13 +237,79 @@ _SEND: Final = (
     ),
 )
 
-#: Every option, in the order the skins show them.
-OPTIONS: Final[tuple[Option, ...]] = (*_MAPPING, *_TARGET, *_SEND)
+_READ: Final = (
+    Option("name", "Only events of this name.", str, "read", "Name", metavar="TEXT"),
+    Option(
+        "group_id",
+        "Only events of this application group id (an integer).",
+        int,
+        "read",
+        "Group id",
+        metavar="N",
+    ),
+    Option(
+        "since",
+        "Start of the window: an ISO 8601 time, or a time before now such as 15m, 1h, 7d "
+        "(units s, m, h, d, w).",
+        str,
+        "read",
+        "Since",
+        metavar="WHEN",
+    ),
+    Option(
+        "until",
+        "End of the window, as --since (default: now).",
+        str,
+        "read",
+        "Until",
+        metavar="WHEN",
+    ),
+    Option(
+        "search",
+        "The service's keyword search in the content: 'a and b', 'a or b'.",
+        str,
+        "read",
+        "Search",
+        metavar="WORDS",
+    ),
+    Option("limit", "Read at most N events.", int, "read", "Limit", metavar="N"),
+    Option(
+        "level",
+        "Only events of this severity: CRITICAL, WARN or INFO (any case).",
+        str,
+        "read",
+        "Level",
+        metavar="LEVEL",
+    ),
+    Option("by_name", "One count per event name.", bool, "read", "Per name"),
+)
+
+#: Every option, in the order the skins show them (a read filter that is also a mapping
+#: option, ``name`` and ``group_id``, has one flag and label: it is listed once).
+OPTIONS: Final[tuple[Option, ...]] = (
+    *_MAPPING,
+    *_TARGET,
+    *_SEND,
+    *(o for o in _READ if o.name not in {m.name for m in _MAPPING}),
+)
 MAPPING_OPTIONS: Final[tuple[Option, ...]] = _MAPPING
 TARGET_OPTIONS: Final[tuple[Option, ...]] = _TARGET
 SEND_OPTIONS: Final[tuple[Option, ...]] = _SEND
+#: The read-back filters (issue 15): the keywords of :func:`cms_magic.query_events`,
+#: :func:`~cms_magic.count_events` and :func:`~cms_magic.event_histogram`, worded for reads.
+READ_OPTIONS: Final[tuple[Option, ...]] = _READ
+#: The target options of a read: the CloudMonitor OpenAPI is regional and has no internal
+#: endpoint, so ``--internal`` does not apply.
+READ_TARGET_OPTIONS: Final[tuple[Option, ...]] = tuple(o for o in _TARGET if o.name != "internal")
+#: Which read options each read command takes, in order.
+READ_COMMANDS: Final[dict[str, tuple[str, ...]]] = {
+    "events": ("name", "group_id", "since", "until", "search", "limit"),
+    "count": ("name", "group_id", "since", "until", "search", "by_name"),
+    "histogram": ("name", "group_id", "since", "until", "search", "level"),
+}
 
 _BY_NAME: Final = {o.name: o for o in OPTIONS}
+_READ_BY_NAME: Final = {o.name: o for o in _READ}
 
 
 def option(name: str) -> Option:
@@ -272,8 +342,25 @@ def label_subject(name: str, value: object) -> str:
 def add_arguments(
     parser: argparse.ArgumentParser | argparse._ArgumentGroup,
     names: Iterable[str],
+    *,
+    read: bool = False,
 ) -> None:
-    """Add the named options to an argparse parser (or group), flags and help from the table."""
+    """Add the named options to an argparse parser (or group), flags and help from the table
+    (``read=True``: the read filters' wording of ``name`` and ``group_id``)."""
     for name in names:
-        found = _BY_NAME[name]
+        found = _READ_BY_NAME[name] if read else _BY_NAME[name]
         parser.add_argument(found.flag, **found.argparse_kwargs())
+
+
+def read_keywords(command: str, values: object) -> dict[str, Any]:
+    """The core's keywords for the read ``command`` (``events``, ``count``, ``histogram``)
+    from parsed arguments (an argparse namespace): the filters given, and ``by_name`` as a
+    bool for ``count``. The core checks every value."""
+    chosen: dict[str, Any] = {}
+    for name in READ_COMMANDS[command]:
+        value = getattr(values, name, None)
+        if name == "by_name":
+            chosen[name] = bool(value)
+        elif value is not None:
+            chosen[name] = value
+    return chosen

@@ -8,6 +8,7 @@ import inspect
 import pytest
 
 from cms_magic import settings
+from cms_magic.errors import ConfigError as ConfigErrorType
 from cms_magic.errors import MappingError, TargetError
 from cms_magic.ui.options import (
     MAPPING_OPTIONS,
@@ -78,3 +79,40 @@ def test_a_switch_is_named_by_its_flag_alone() -> None:
     error = TargetError("applies to a region id, not to 'local'", option="internal", value=True)
     assert error.describe(flag_subject) == "--internal: applies to a region id, not to 'local'"
     assert error.describe(label_subject) == "Internal: applies to a region id, not to 'local'"
+
+
+def test_the_read_options_are_the_cores_read_keywords() -> None:
+    from cms_magic import readback
+    from cms_magic.ui.options import READ_COMMANDS, READ_OPTIONS
+
+    functions = {
+        "events": readback.query_events,
+        "count": readback.count_events,
+        "histogram": readback.event_histogram,
+    }
+    for command, names in READ_COMMANDS.items():
+        assert set(names) <= set(inspect.signature(functions[command]).parameters), command
+    assert {o.name for o in READ_OPTIONS} == {n for names in READ_COMMANDS.values() for n in names}
+
+
+def test_a_read_filter_is_worded_in_flags() -> None:
+    from cms_magic.readback_times import time_window
+
+    with pytest.raises(ConfigErrorType) as caught:
+        time_window("1y", None, clock=lambda: 0.0)
+    assert caught.value.describe(flag_subject).startswith("--since '1y': must be ")
+
+
+def test_the_read_parser_words_name_and_group_id_for_reads() -> None:
+    from cms_magic.ui.options import READ_COMMANDS, read_keywords
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser, READ_COMMANDS["count"], read=True)
+    assert "Only events of this name." in parser.format_help()
+    args = parser.parse_args(["--name", "deploy", "--group-id", "7", "--since", "1h"])
+    assert read_keywords("count", args) == {
+        "name": "deploy",
+        "group_id": 7,
+        "since": "1h",
+        "by_name": False,
+    }
