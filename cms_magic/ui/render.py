@@ -26,15 +26,29 @@ from __future__ import annotations
 
 import html
 import threading
-from typing import TYPE_CHECKING, Any, Final, TextIO
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, TextIO, cast
 
 from cms_magic.progress import UPDATES_PER_SECOND, Throttle, plural
 
 if TYPE_CHECKING:
     from cms_magic.progress import Progress
+    from cms_magic.readback import ReadProgress
+    from cms_magic.readback_times import TimeLike
     from cms_magic.results import Outcome, SendResult
+    from cms_magic.targets import Target
 
-__all__ = ["PrintProgress", "TextDisplayProgress", "TqdmProgress", "WidgetProgress"]
+__all__ = [
+    "PrintProgress",
+    "ReadProgressLine",
+    "TextDisplayProgress",
+    "TqdmProgress",
+    "WidgetProgress",
+    "read_label",
+    "read_summary",
+    "read_window",
+]
 
 #: What the widget bar says (its description) and its colour, by the result's outcome.
 _BAR_WORDS: Final[dict[str, tuple[str, str]]] = {
@@ -269,3 +283,120 @@ class TqdmProgress:
         )
         if progress.finished:
             self._bar.close()
+
+
+# ---- read-back (issue 15) ----------------------------------------------------------------
+
+
+class ReadProgressLine:
+    """A read's progress (:class:`cms_magic.readback.ReadProgress`) as one line that turns
+    into the read's summary (:meth:`finish`).
+
+    ``stream=None`` (a kernel): one plain-text display, created now in the cell's thread and
+    updated by display id (at most :data:`~cms_magic.progress.UPDATES_PER_SECOND` times a
+    second). A stream (a terminal, the CLI's stderr): a line only for reads that last (after
+    ``first_after`` seconds, then every ``interval``), and the summary line at the end. The
+    read calls it from the library loop's thread. ``clock`` is the throttle's (tests).
+    """
+
+    def __init__(
+        self,
+        label: str,
+        *,
+        stream: TextIO | None = None,
+        first_after: float = 1.0,
+        interval: float = 2.0,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self._label = label
+        self._stream = stream
+        self._lock = threading.Lock()
+        self.closed = threading.Event()
+        self.handle: Any = None
+        ticks = clock or time.monotonic
+        if stream is None:
+            from IPython import display as ipython_display
+
+            pretty: Any = ipython_display.Pretty
+            self._pretty = pretty
+            self._throttle = Throttle(1.0 / UPDATES_PER_SECOND, clock=ticks)
+            self.text = f"{label}: reading"
+            display: Any = ipython_display.display
+            self.handle = display(self._pretty(self.text), display_id=True)
+        else:
+            self._throttle = Throttle(interval, first_after=first_after, clock=ticks)
+            self.text = ""
+
+    def __call__(self, progress: ReadProgress) -> None:
+        if progress.finished or not self._throttle.ready():
+            return
+        self._say(progress.line(), last=False)
+
+    def finish(self, line: str) -> None:
+        """The last words (the summary line); only the first call shows."""
+        self._say(line, last=True)
+
+    def _say(self, line: str, *, last: bool) -> None:
+        with self._lock:
+            if self.closed.is_set():
+                return
+            self.text = f"{self._label}: {line}"
+            if self.handle is not None:
+                self.handle.update(self._pretty(self.text))
+            elif self._stream is not None:
+                self._stream.write(self.text + "\n")
+                self._stream.flush()
+            if last:
+                self.closed.set()
+
+
+def read_label(target: Target) -> str:
+    """How a read's summary names its target: ``the local emulator``, ``region cn-hangzhou
+    (https://metrics.cn-hangzhou.aliyuncs.com)``, or the endpoint's URL (the OpenAPI's,
+    not the upload endpoint a send's label names)."""
+    from cms_magic.readback import openapi_url
+
+    if target.is_local:
+        return "the local emulator"
+    url = openapi_url(target)
+    if target.kind == "region" and target.region:
+        return f"region {target.region} ({url})"
+    return url
+
+
+def _iso(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    from datetime import datetime, timezone
+
+    moment = datetime.fromtimestamp(millis / 1000, timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
+def read_window(since: object, until: object) -> str:
+    """The window as a summary says it: ``since 2026-12-01T08:00:00+00:00 (1h) until now``.
+    Bounds the core will refuse are said as given (the read's own error says why)."""
+    from cms_magic.errors import CmsError
+    from cms_magic.readback_times import parse_bound
+
+    parts: list[str] = []
+    for word, value, empty in (("since", since, "the start"), ("until", until, "now")):
+        try:
+            millis = parse_bound(cast("TimeLike", value), option=word, clock=time.time)
+        except CmsError:
+            millis = None
+        shown = _iso(millis)
+        if shown is None:
+            parts.append(f"{word} {value if value is not None else empty}")
+        elif isinstance(value, str) and value.strip() != shown:
+            parts.append(f"{word} {shown} ({value.strip()})")
+        else:
+            parts.append(f"{word} {shown}")
+    return " ".join(parts)
+
+
+def read_summary(what: str, *, since: object, until: object, dest: str | None = None) -> str:
+    """A read's one line after the target's label: ``12 events, since ... until now -> ev``
+    (``what`` is the count said: ``plural(12, 'event')``, ``12 buckets, 30 events``)."""
+    line = f"{what}, {read_window(since, until)}"
+    return f"{line} -> {dest}" if dest else line

@@ -309,7 +309,17 @@ class CmsMagic(CmsMagicConfig):
             %cms last                        the latest result (also after Ctrl-C), or
                                              the send still running (its SendJob)
             %cms panel [NAME]                the point-and-click panel (on DataFrame NAME)
+            %cms events [DEST] --name X --since 1h [--until T] [--group-id N]
+                        [--search WORDS] [--limit N]
+                                             the events CloudMonitor holds (a DataFrame)
+            %cms count [DEST] [filters] [--by-name]
+                                             how many events match
+            %cms histogram [DEST] [filters] [--level LEVEL]
+                                             events per time bucket, as a chart
             %cms help                        this text
+
+        The read-back commands take --endpoint, --region and --profile, and otherwise
+        read where a send would go; ``%cms events --help`` lists every filter.
 
         ``$name`` expands as in ``%%cms_event``.
         """

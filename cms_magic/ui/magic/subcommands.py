@@ -1,4 +1,5 @@
-"""``%cms SUBCOMMAND``: the magic's helpers (regions, settings, identity, emulator, last, panel).
+"""``%cms SUBCOMMAND``: the magic's helpers (regions, settings, identity, emulator, last, panel)
+and the read-back commands (events, count, histogram: :mod:`cms_magic.ui.magic.readback`).
 
 Each helper reads what the magic is configured with through :class:`Configured`
 (so this module never imports the magic class) and asks the core the same
@@ -25,7 +26,14 @@ if TYPE_CHECKING:
     from cms_magic.settings import Setting
     from cms_magic.targets import Target
 
-__all__ = ["CMS_HELP", "SETTING_NAMES", "SUBCOMMANDS", "Configured", "run_subcommand"]
+__all__ = [
+    "CMS_HELP",
+    "READ_SUBCOMMANDS",
+    "SETTING_NAMES",
+    "SUBCOMMANDS",
+    "Configured",
+    "run_subcommand",
+]
 
 CMS_HELP: Final = """\
 %cms SUBCOMMAND: cms_magic's helpers.
@@ -37,12 +45,34 @@ CMS_HELP: Final = """\
   %cms last                      the result of the latest send (also after Ctrl-C),
                                  or the send still running (its SendJob)
   %cms panel [NAME]              the point-and-click panel (on the DataFrame NAME)
+  %cms events [DEST] --name X --since 1h [--until T] [--group-id N] [--search WORDS]
+              [--limit N]        the events CloudMonitor holds, as a DataFrame (into DEST)
+  %cms count [DEST] [filters] [--by-name]
+                                 how many events match (per event name with --by-name)
+  %cms histogram [DEST] [filters] [--level LEVEL]
+                                 events per time bucket, as a chart (the frame into DEST)
   %cms help                      this text
+
+Read-back targets: --endpoint local|URL, --region ID, --profile NAME (else as a send);
+%cms events --help lists every filter.
 
 Send events with %%cms_event (options: %%cms_event?).
 Settings: %config CmsMagic (list), %config CmsMagic.region = "cn-hangzhou"."""
 
-SUBCOMMANDS: Final = ("regions", "config", "whoami", "emulator", "last", "panel", "help")
+SUBCOMMANDS: Final = (
+    "regions",
+    "config",
+    "whoami",
+    "emulator",
+    "last",
+    "panel",
+    "events",
+    "count",
+    "histogram",
+    "help",
+)
+#: The read-back subcommands (issue 15).
+READ_SUBCOMMANDS: Final = ("events", "count", "histogram")
 
 #: The settings ``%cms config`` lists, in order.
 SETTING_NAMES: Final = (
@@ -97,6 +127,10 @@ def run_subcommand(magic: Configured, words: Sequence[str]) -> Any:
         return None
     if command == "panel":
         return _open_panel(magic.user_namespace, rest)
+    if command in READ_SUBCOMMANDS:
+        from cms_magic.ui.magic.readback import run_read
+
+        return run_read(magic, command, rest)
     if rest:
         raise UsageError(f"%cms {command} takes no arguments")
     if command == "regions":
