@@ -6,18 +6,24 @@ service may or may not have stored them. A row accepted after such an answer is 
 read-back API and gives each a verdict:
 
 - found: ``accepted``, confirmed, with the number of copies the service holds;
-- not found by a read-back made ``wait`` seconds or more after the row's request was last
-  sent (the service's index may lag): ``not_sent``, "not stored", so ``retry()`` resends
-  exactly those;
-- the read-back failed, or the wait ran out first: still ``unknown``, with why.
+- not found by a read-back made ``lag`` seconds or more after the row's request was last
+  sent (the service's index may take that long to show an event): ``not_sent``, "not
+  stored", so ``retry()`` resends exactly those;
+- the read-back failed, or ``wait`` (the most seconds :func:`confirm` polls) ran out
+  before the row's lag had passed: still ``unknown``, with why. A ``wait`` shorter than the
+  lag of a row sent just now gives up on it rather than guess "not stored" (which a
+  resend would turn into a duplicate).
 
 How a row is found: by its name, group id, content and time. The time is the event's own
 (to the millisecond) when the send set it; else the service stamped it on arrival, and the
 row matches a stored event of the same name, group and content received within
 ``skew`` seconds of the row's request. Identical rows are counted, not matched twice: when
 the input holds two identical rows and the service one copy, one row is confirmed and the
-other is not stored; copies that rows accepted outright account for are not credited to
-rows being confirmed.
+other is not stored; copies that rows accepted outright account for (one each, with or
+without a time of their own) are not credited to rows being confirmed. When identical rows
+include a possible duplicate (accepted, perhaps stored twice) and an unknown one, and there
+are more copies than the accepted rows account for, which row they are cannot be told: the
+unknown ones stay unconfirmed.
 
 The read-back itself is a ``lookup(name, start_ms, end_ms)`` function returning the stored
 events (:func:`cms_magic.readback.query_events` in :meth:`SendResult.confirm
@@ -39,6 +45,7 @@ import orjson
 from cms_magic.errors import CmsError, ConfigError
 
 __all__ = [
+    "DEFAULT_LAG",
     "DEFAULT_POLL",
     "DEFAULT_SKEW",
     "DEFAULT_WAIT",
@@ -53,7 +60,9 @@ __all__ = [
 ]
 
 #: Seconds after a request was sent by which its events must be visible to count as absent.
-DEFAULT_WAIT: Final = 30.0
+DEFAULT_LAG: Final = 30.0
+#: The most seconds :func:`confirm` polls for.
+DEFAULT_WAIT: Final = 60.0
 #: Seconds between read-backs while rows are still missing.
 DEFAULT_POLL: Final = 2.0
 #: Seconds of clock difference allowed between this machine and the service's stamp.
@@ -164,29 +173,83 @@ def wanted_events(result: Checked, positions: np.ndarray[Any, Any]) -> list[Want
     return wanted
 
 
-def _window(rows: Sequence[Wanted], skew_ms: int) -> tuple[int, int]:
-    times = [w.time_ms if w.time_ms is not None else w.sent_ms for w in rows]
-    return min(times) - skew_ms, max(times) + skew_ms
+@dataclass
+class _Group:
+    """The checked rows of one event (same key), and the rows accepted outright that the
+    service's copies of it belong to first."""
+
+    key: tuple[str, int | None, str, int | None]
+    rows: list[Wanted]
+    duplicates: set[int]  # positions of checked rows already accepted (possible duplicates)
+    others: list[Wanted]  # accepted outright, not checked, same event
+
+    def window(self, skew_ms: int) -> tuple[int, int]:
+        """Where the copies can be: the event's own time, else within ``skew`` of any of
+        the requests (checked or accepted) that carried it."""
+        times = [w.time_ms if w.time_ms is not None else w.sent_ms for w in self.rows + self.others]
+        return min(times) - skew_ms, max(times) + skew_ms
+
+    def held(self, stored: Iterable[StoredEvent], skew_ms: int) -> int:
+        name, group, content, time_ms = self.key
+        if time_ms is not None:
+            return sum(
+                1
+                for e in stored
+                if (e.name, e.group_id, e.content, e.time_ms) == (name, group, content, time_ms)
+            )
+        start, end = self.window(skew_ms)
+        return sum(
+            1
+            for e in stored
+            if (e.name, e.group_id, e.content) == (name, group, content)
+            and start <= e.time_ms <= end
+        )
+
+    def allocate(self, held: int) -> tuple[dict[int, int], bool]:
+        """Which checked rows the ``held`` copies show stored (position -> copies credited),
+        and whether the rest cannot be told (identical rows, one a possible duplicate).
+
+        The rows accepted outright hold one copy each; a possible duplicate at least one;
+        the remaining copies are the unknown rows' (which of identical rows is stored
+        does not matter: resending the others leaves one copy each). A surplus is
+        credited to the first row found (its ``copies`` > 1)."""
+        available = held - len(self.others)
+        duplicates = [w for w in self.rows if w.position in self.duplicates]
+        unknown = [w for w in self.rows if w.position not in self.duplicates]
+        found: dict[int, int] = {}
+        for row in duplicates:
+            if available > 0:
+                found[row.position] = 1
+                available -= 1
+        ambiguous = bool(duplicates) and bool(unknown) and available > 0
+        if ambiguous:
+            return found, True
+        for row in unknown:
+            if available > 0:
+                found[row.position] = 1
+                available -= 1
+        if found and available > 0:
+            first = next(iter(found))
+            found[first] += available
+        return found, False
 
 
-def _held(
-    rows: Sequence[Wanted], stored: Iterable[StoredEvent], skew_ms: int
-) -> dict[tuple[str, int | None, str, int | None], int]:
-    """Copies held per row key: exact time for rows with one, within the skew of the
-    request for rows the service stamped."""
-    exact: Counter[tuple[str, int | None, str, int]] = Counter()
-    loose: defaultdict[tuple[str, int | None, str], list[int]] = defaultdict(list)
-    for event in stored:
-        exact[(event.name, event.group_id, event.content, event.time_ms)] += 1
-        loose[(event.name, event.group_id, event.content)].append(event.time_ms)
-    held: dict[tuple[str, int | None, str, int | None], int] = {}
+def _groups(result: Checked, rows: Sequence[Wanted], checked: np.ndarray[Any, Any]) -> list[_Group]:
+    by_key: dict[tuple[str, int | None, str, int | None], _Group] = {}
+    accepted_all = set(result.accepted_positions(exclude=np.empty(0, dtype=np.int64)).tolist())
+    duplicates = {w.position for w in rows if w.position in accepted_all}
     for row in rows:
-        if row.time_ms is not None:
-            held[row.key] = exact[(row.name, row.group_id, row.content, row.time_ms)]
-        else:
-            times = loose.get((row.name, row.group_id, row.content), [])
-            held[row.key] = sum(1 for t in times if abs(t - row.sent_ms) <= skew_ms)
-    return held
+        group = by_key.get(row.key)
+        if group is None:
+            group = by_key[row.key] = _Group(row.key, [], duplicates, [])
+        group.rows.append(row)
+    accepted = result.accepted_positions(exclude=checked)
+    if len(accepted):
+        for other in wanted_events(result, accepted):
+            group = by_key.get(other.key)
+            if group is not None:
+                group.others.append(other)
+    return list(by_key.values())
 
 
 def confirm(
@@ -196,111 +259,106 @@ def confirm(
     positions: np.ndarray[Any, Any] | None = None,
     wait: float = DEFAULT_WAIT,
     poll: float = DEFAULT_POLL,
+    lag: float = DEFAULT_LAG,
     skew: float = DEFAULT_SKEW,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Confirmation:
     """Look up the rows at ``positions`` (default: ``unknown`` and possible duplicates)
     and decide each (see the module). Polls every ``poll`` seconds until every row is
-    found or ``wait`` seconds have passed since the latest request of the missing rows."""
-    for option, number in (("wait", wait), ("poll", poll), ("skew", skew)):
+    found, or every missing row was looked for ``lag`` seconds or more after its request
+    was last sent (then it is not stored), or ``wait`` seconds have passed since the call
+    began (then the rows still missing inside their lag stay unconfirmed)."""
+    for option, number in (("wait", wait), ("poll", poll), ("lag", lag), ("skew", skew)):
         if isinstance(number, bool) or not isinstance(number, int | float) or not number >= 0:
             raise ConfigError("must be a number of seconds >= 0", option=option, value=number)
     if positions is None:
         positions = result.confirm_positions()
     checked = np.asarray(positions, dtype=np.int64)
     rows = wanted_events(result, checked) if len(checked) else []
-    skew_ms = int(skew * 1000)
-    # Copies that rows accepted outright (not being checked) account for.
-    others = _accepted_keys(result, rows, checked)
-    by_name: defaultdict[str, list[Wanted]] = defaultdict(list)
-    for row in rows:
-        by_name[row.name].append(row)
+    skew_ms, lag_ms = int(skew * 1000), int(lag * 1000)
+    by_name: defaultdict[str, list[_Group]] = defaultdict(list)
+    for group in _groups(result, rows, checked):
+        by_name[group.key[0]].append(group)
 
-    found: dict[int, int] = {}  # position -> copies held
-    missing = {row.position: row for row in rows}
+    deadline_ms = int(clock() * 1000) + int(wait * 1000)
+    found: dict[int, int] = {}  # position -> copies credited
+    ambiguous: set[int] = set()
     lookups = 0
+    looked_ms = 0  # when the latest complete read-back began
     failure: str | None = None
-    while True:
+    pending = dict(by_name)
+    while pending:
         now_ms = int(clock() * 1000)
-        for name, group in by_name.items():
-            pending = [row for row in group if row.position in missing]
-            if not pending:
-                continue
-            start, end = _window(pending, skew_ms)
+        for name, groups in list(pending.items()):
+            windows = [g.window(skew_ms) for g in groups]
             try:
-                stored = list(lookup(name, start, end))
+                stored = list(lookup(name, min(w[0] for w in windows), max(w[1] for w in windows)))
             except CmsError as exc:
                 failure = f"read-back failed: {exc}"
                 continue
             finally:
                 lookups += 1
-            held = _held(pending, stored, skew_ms)
-            for key, members in _group_by_key(group).items():
-                held_copies = held.get(key)
-                if held_copies is None:
-                    continue
-                available = held_copies - others.get(key, 0)
-                for row in members:
-                    if row.position not in missing:
-                        available -= 1  # found earlier: it holds one of the copies
-                for row in members:
-                    if row.position in missing and available > 0:
-                        available -= 1
-                        found[row.position] = held_copies
-                        del missing[row.position]
-        if not missing or failure is not None:
+            for group in groups:
+                credited, unclear = group.allocate(group.held(stored, skew_ms))
+                for row in group.rows:
+                    found.pop(row.position, None)
+                    ambiguous.discard(row.position)
+                found.update(credited)
+                if unclear:
+                    ambiguous.update(r.position for r in group.rows if r.position not in credited)
+            still = [g for g in groups if any(r.position not in found for r in g.rows)]
+            if still:
+                pending[name] = still
+            else:
+                del pending[name]
+        looked_ms = now_ms
+        if failure is not None or not pending:
             break
-        latest = max(row.sent_ms for row in missing.values())
-        if now_ms >= latest + int(wait * 1000):
-            break  # looked at least ``wait`` after the last send: absent means not stored
-        remaining = (latest + wait * 1000 - now_ms) / 1000
-        sleep(min(poll, remaining) if poll > 0 else remaining)
+        missing = [r for groups in pending.values() for g in groups for r in g.rows]
+        missing = [r for r in missing if r.position not in found]
+        settled_ms = max(r.sent_ms for r in missing) + lag_ms  # absent then: not stored
+        if (
+            now_ms >= settled_ms
+            or now_ms >= deadline_ms
+            or all(r.position in ambiguous for r in missing)
+        ):
+            break
+        remaining_ms = min(settled_ms, deadline_ms) - now_ms
+        sleep(min(poll, remaining_ms / 1000) if poll > 0 else remaining_ms / 1000)
 
     verdicts: list[str] = []
     copies = np.full(len(checked), -1, dtype=np.int32)
+    why: Counter[str] = Counter()
+    by_position = {row.position: row for row in rows}
     for i, position in enumerate(checked.tolist()):
-        if position in found:
+        wanted = by_position.get(position)
+        if wanted is None:  # not an event the send could prepare: nothing to look up
+            verdicts.append("unconfirmed")
+            why["not an event that was sent"] += 1
+        elif position in found:
             verdicts.append("confirmed")
             copies[i] = found[position]
         elif failure is not None:
             verdicts.append("unconfirmed")
-        else:
+            why[failure] += 1
+        elif position in ambiguous:
+            verdicts.append("unconfirmed")
+            why[
+                "identical rows, one a possible duplicate: which of them the copies are "
+                "cannot be told"
+            ] += 1
+        elif looked_ms >= wanted.sent_ms + lag_ms:
             verdicts.append("not_stored")
             copies[i] = 0
-    note = None
-    if failure is not None and missing:
-        note = f"{len(missing):,} row(s) unconfirmed: {failure}"
+        else:
+            verdicts.append("unconfirmed")
+            why[
+                f"gave up after wait={wait:g} s: the index may take up to lag={lag:g} s to "
+                "show an event; confirm() again later"
+            ] += 1
+    note = "; ".join(f"{n:,} row(s) unconfirmed: {text}" for text, n in why.items()) or None
     return Confirmation(checked, verdicts, copies, note, lookups)
-
-
-def _group_by_key(
-    rows: Sequence[Wanted],
-) -> dict[tuple[str, int | None, str, int | None], list[Wanted]]:
-    grouped: dict[tuple[str, int | None, str, int | None], list[Wanted]] = {}
-    for row in rows:
-        grouped.setdefault(row.key, []).append(row)
-    return grouped
-
-
-def _accepted_keys(
-    result: Checked, rows: Sequence[Wanted], checked: np.ndarray[Any, Any]
-) -> Counter[tuple[str, int | None, str, int | None]]:
-    """How many rows accepted outright (not checked) share a key with a checked row that
-    carries its own time: the service's copies of that event are theirs first. (Rows the
-    service stamps cannot be told apart from accepted look-alikes sent at other times, so
-    they are matched within the skew of their own request only.)"""
-    keys = {row.key for row in rows if row.time_ms is not None}
-    if not keys:
-        return Counter()
-    accepted = result.accepted_positions(exclude=checked)
-    if not len(accepted):
-        return Counter()
-    counts: Counter[tuple[str, int | None, str, int | None]] = Counter()
-    for row in wanted_events(result, accepted):
-        if row.key in keys:
-            counts[row.key] += 1
-    return counts
 
 
 def readback_lookup(endpoint: str, credentials: Any, *, page_size: int = 1000) -> Lookup:

@@ -471,21 +471,28 @@ class SendResult:
     def confirm(
         self,
         *,
-        wait: float = 30.0,
+        wait: float = 60.0,
         poll: float = 2.0,
+        lag: float = 30.0,
         lookup: Lookup | None = None,
+        clock: Callable[[], float] | None = None,
+        sleep: Callable[[float], None] | None = None,
     ) -> SendResult:
         """Read back the rows that are ``unknown`` or possible duplicates, and say for each
         what the service holds; a new result (this one is unchanged).
 
         Found: ``accepted`` (confirmed), with the copies held (``copies`` column of
-        :attr:`events`). Not found by a read-back made ``wait`` seconds or more after its
-        request was last sent (the service's index lags): ``not_sent`` ("not stored"), so
-        :meth:`retry` then resends exactly those. The read-back failed: still ``unknown``,
-        with why. Polls every ``poll`` seconds meanwhile. Needs read permission
+        :attr:`events`). Not found by a read-back made ``lag`` seconds or more after its
+        request was last sent (the service's index may take that long to show an event):
+        ``not_sent`` ("not stored"), so :meth:`retry` then resends exactly those. Polls
+        every ``poll`` seconds for at most ``wait`` seconds; rows still inside their lag
+        then, or whose read-back failed, stay ``unknown`` with why. Needs read permission
         (``cms:DescribeCustomEventAttribute``); ``lookup`` replaces the read-back (tests,
-        another store). See :mod:`cms_magic.confirm`.
+        another store), ``clock`` (epoch seconds) and ``sleep`` the waiting. See
+        :mod:`cms_magic.confirm`.
         """
+        import time
+
         from cms_magic.confirm import confirm
 
         if lookup is None:
@@ -497,7 +504,15 @@ class SendResult:
                     option="confirm",
                 )
             lookup = make()
-        found = confirm(self, lookup, wait=wait, poll=poll)
+        found = confirm(
+            self,
+            lookup,
+            wait=wait,
+            poll=poll,
+            lag=lag,
+            clock=time.time if clock is None else clock,
+            sleep=time.sleep if sleep is None else sleep,
+        )
         return self._confirmed(found)
 
     def _confirmed(self, found: Confirmation) -> SendResult:
