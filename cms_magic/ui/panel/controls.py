@@ -23,6 +23,7 @@ from cms_magic.errors import MappingError
 from cms_magic.ui.options import option
 from cms_magic.ui.panel import html
 from cms_magic.ui.panel.credentials import CredentialsEntry
+from cms_magic.ui.panel.events import EventsTab
 from cms_magic.ui.panel.regions import RegionsTab, TargetChoice, chosen_target, region_choices
 
 if TYPE_CHECKING:
@@ -113,6 +114,8 @@ class Controls:
         self.probe_table = self.regions_tab.probe_table
         self.region_list = self.regions_tab.region_list
         self.regions_table = self.regions_tab.regions_table
+        self.events_tab = EventsTab()
+        self.read_button = self.events_tab.read_button
         self._build_layout()
 
     # ================================================================= building
@@ -225,6 +228,13 @@ class Controls:
         self.retry_button = _button("Retry failed", "cms-retry", icon="redo", disabled=True)
         self.retry_note = w.HTML()
         self.retry_note.add_class("cms-retry-note")
+        self.confirm_button = _button("Confirm", "cms-confirm", icon="search")
+        self.confirm_note = w.HTML()
+        self.confirm_note.add_class("cms-confirm-note")
+        self.confirm_row = w.HBox(
+            [self.confirm_button, self.confirm_note], layout=w.Layout(align_items="center")
+        )
+        self.confirm_row.layout.display = "none"
 
     def _build_layout(self) -> None:
         def heading(text: str) -> Any:
@@ -261,10 +271,14 @@ class Controls:
                 heading("Results"),
                 self.summary,
                 self.results_tabs,
+                self.confirm_row,
                 w.HBox([self.retry_button, self.retry_note], layout=w.Layout(align_items="center")),
             ]
         )
-        self.tabs = w.Tab(children=[send_page, self.regions_tab.page], titles=["Send", "Regions"])
+        self.tabs = w.Tab(
+            children=[send_page, self.regions_tab.page, self.events_tab.page],
+            titles=["Send", "Regions", "Events"],
+        )
         self.tabs.add_class("cms-tabs")
         title = w.HTML(
             html.STYLE + "<b>cms_magic</b> · report DataFrame rows as CloudMonitor custom events"
@@ -427,6 +441,18 @@ class Controls:
         self.retry_button.description = f"Retry failed ({rows:,})" if rows else "Retry failed"
         self.retry_button.tooltip = note
         self.retry_note.value = html.muted(note) if note else ""
+
+    def show_confirm(self, rows: int, note: str, *, keep: bool = False) -> None:
+        """Confirm for ``rows`` rows (0: not offered; the row hides unless ``keep``, which
+        leaves a read-back's outcome in view), and ``note`` beside it."""
+        self.confirm_button.disabled = not rows
+        self.confirm_button.description = f"Confirm ({rows:,})" if rows else "Confirm"
+        self.confirm_button.tooltip = (
+            "read back the rows that may or may not have arrived, and say for each whether "
+            "the service holds it"
+        )
+        self.confirm_note.value = note
+        self.confirm_row.layout.display = "" if rows or keep else "none"
 
     def show_progress(self, progress: Progress, verb: str) -> None:
         """A running send's bar and status line (traits only: called from its thread)."""

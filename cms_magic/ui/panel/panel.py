@@ -10,8 +10,12 @@ them (one line, details folded), and the results (the summary line, requests,
 events, failed rows, Retry failed). **Regions**: one list of the endpoints to
 choose from (a region's public endpoint unless its toggle says internal), a
 Probe of every endpoint (nothing is contacted before the click), the catalog
-folded. The panel never switches tabs by itself (``Panel(tab="regions")`` opens
-on the Regions tab).
+folded. **Events** (:mod:`.events`): read back what the service holds (name, group,
+time range, search) from the Send tab's target with its credentials: a histogram and
+the first events. *Confirm*, under a result with ``unknown`` rows (or possible
+duplicates), reads them back in the background (:meth:`SendResult.confirm`); then
+*Retry failed* resends only the rows known not stored. The panel never switches tabs
+by itself (``Panel(tab="regions")`` opens on the Regions tab).
 
 The panel is a skin: what a target means is :func:`cms_magic.targets.parse_target`'s
 answer, a send is :func:`cms_magic.send`, a retry a :class:`cms_magic.Client`'s
@@ -21,7 +25,8 @@ labels (:func:`cms_magic.ui.options.label_subject`). The rooms:
 :mod:`.controls` (the widgets), :mod:`.html` (what they show), :mod:`.regions`
 (target choices, the Regions tab), :mod:`.credentials` (typing a key),
 :mod:`.frames` (which DataFrames), :mod:`.preview`, :mod:`.background` (threads),
-and this one: the panel's state and callbacks. Every callback goes through one
+:mod:`.plans` (what Retry failed and Confirm would do), :mod:`.events` and
+:mod:`.reading` (the Events tab, Confirm), and this one: the panel's state and callbacks. Every callback goes through one
 wrapper that shows exceptions inside the panel (a send action's next to Send, any
 other in the error area); worker threads change widgets only through their traits.
 """
@@ -30,11 +35,9 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Final, Literal, NamedTuple
+from typing import TYPE_CHECKING, Any, Final, Literal
 
-import numpy as np
-
-from cms_magic.errors import AuthError, CmsError, ConfigError, InputError
+from cms_magic.errors import CmsError, ConfigError, InputError
 from cms_magic.identity import AnyCredentials, key_label
 from cms_magic.probe import ProbeResult, default_targets, probe
 from cms_magic.progress import Progress, Throttle
@@ -43,9 +46,11 @@ from cms_magic.sending.client import Client, send
 from cms_magic.targets import LOCAL, PUBLIC, Target
 from cms_magic.ui.panel import html
 from cms_magic.ui.panel.background import Workers
-from cms_magic.ui.panel.controls import Controls
+from cms_magic.ui.panel.events import EventsRead
 from cms_magic.ui.panel.frames import FramePicker
+from cms_magic.ui.panel.plans import RetryPlan, Sending, retry_plan
 from cms_magic.ui.panel.preview import LivePreview
+from cms_magic.ui.panel.reading import ReadBackActions
 from cms_magic.ui.panel.regions import initial_choice, probe_choice
 
 if TYPE_CHECKING:
@@ -53,24 +58,9 @@ if TYPE_CHECKING:
 
 __all__ = ["LOCAL", "PUBLIC", "TABS", "Panel", "panel"]
 
-Tab = Literal["send", "regions"]
+Tab = Literal["send", "regions", "events"]
 #: The panel's tabs, in order (``Panel(tab=...)``).
-TABS: Final[tuple[Tab, ...]] = ("send", "regions")
-
-
-class _Sending(NamedTuple):
-    """Where a send went (or a retry would go), and with which credentials."""
-
-    target: Target
-    url: str
-    credentials: AnyCredentials
-
-
-class _RetryPlan(NamedTuple):
-    """A retry the panel offers: these rows, to the target and credentials shown now."""
-
-    positions: np.ndarray[Any, Any]
-    to: _Sending
+TABS: Final[tuple[Tab, ...]] = ("send", "regions", "events")
 
 
 def panel(df: pd.DataFrame | None = None, **options: Any) -> Panel:
@@ -81,7 +71,7 @@ def panel(df: pd.DataFrame | None = None, **options: Any) -> Panel:
     return Panel(df, **options)
 
 
-class Panel(Controls):
+class Panel(ReadBackActions):
     """The widget panel; display it to use it. ``panel.widget`` is the ``VBox``.
 
     ``df``: the DataFrame to start on (the namespace's DataFrames are listed too).
@@ -94,18 +84,24 @@ class Panel(Controls):
     or an endpoint URL (it goes to the custom URL field). ``tab``: the tab shown first,
     ``"send"`` (default) or ``"regions"``; the panel never switches tabs by itself.
     ``send_options``: :class:`cms_magic.Client` options for every send and retry
-    (``timeout``, ``retry``, ``qps``...).
+    (``timeout``, ``retry``, ``qps``...). ``confirm_options``: :meth:`SendResult.confirm`'s
+    (``wait``, ``poll``); ``read_options``: the Events tab's reads' (``timeout``...).
 
     *Retry failed* resends the rows not sent (never ``unknown`` rows, which may have
     arrived, nor ``rejected`` ones, which would be rejected again) with the mapping of
     that send, to the target and with the credentials the panel shows *now*; it is
     not offered when the service refused the credentials and nothing changed since.
 
+    *Confirm* (shown under a result with ``unknown`` rows or possible duplicates) reads
+    them back in the background, from where they were sent; the result becomes the
+    confirmed one, so *Retry failed* then offers exactly the rows known not stored.
+
     Attributes: ``result`` (the latest :class:`~cms_magic.results.SendResult`),
     ``job`` (the current or latest :class:`~cms_magic.results.SendJob`),
+    ``events_read`` (the Events tab's latest :class:`~.events.EventsRead`),
     ``probe_results``, ``last_error``, and the widgets (:class:`.controls.Controls`);
     methods :meth:`send`, :meth:`dry_run`, :meth:`cancel`, :meth:`retry_failed`,
-    :meth:`probe`, :meth:`refresh`, :meth:`wait`.
+    :meth:`confirm`, :meth:`read_events`, :meth:`probe`, :meth:`refresh`, :meth:`wait`.
     """
 
     def __init__(
@@ -120,6 +116,8 @@ class Panel(Controls):
         region: str = LOCAL,
         tab: Tab = "send",
         send_options: Mapping[str, Any] | None = None,
+        confirm_options: Mapping[str, Any] | None = None,
+        read_options: Mapping[str, Any] | None = None,
     ) -> None:
         import pandas as pd
 
@@ -130,6 +128,8 @@ class Panel(Controls):
                 f"must be one of {', '.join(map(repr, TABS))}", option="tab", value=tab
             )
         self._send_options = dict(send_options or {})
+        self._confirm_options = dict(confirm_options or {})
+        self._read_options = dict(read_options or {})
         self._frames = FramePicker(df, namespace)
         self._resolve = credentials_resolver
         targets = list(probe_targets) if probe_targets is not None else None
@@ -142,6 +142,8 @@ class Panel(Controls):
         self.job: SendJob | None = None
         #: The latest exception a callback raised (also shown in the panel).
         self.last_error: BaseException | None = None
+        #: The Events tab's latest read, or None.
+        self.events_read: EventsRead | None = None
 
         self._workers = Workers(self._callback)
         # The first events at once; the whole frame's counts off the kernel's thread.
@@ -150,9 +152,10 @@ class Panel(Controls):
         self._verb = "sending"
         self._where = ""  # the label of the target of the running (or latest) send
         self._busy = False  # a send, dry run or retry runs or its results are being drawn
-        self._sent: _Sending | None = None  # where the latest result's rows went
-        self._now: _Sending | None = None  # the target and credentials shown now
-        self._pending: _Sending | None = None  # where the running send goes
+        self._sent: Sending | None = None  # where the latest result's rows went
+        self._now: Sending | None = None  # the target and credentials shown now
+        self._pending: Sending | None = None  # where the running send goes
+        self._confirmed = ""  # what the latest read-back of the result found (HTML)
 
         value, internal, custom = initial_choice(region)
         super().__init__(
@@ -188,6 +191,8 @@ class Panel(Controls):
             (self.send_button, self.send, True),
             (self.cancel_button, self.cancel, True),
             (self.retry_button, self.retry_failed, True),
+            (self.confirm_button, self.confirm, True),
+            (self.read_button, self.read_events, False),
             (self.probe_button, self.probe, False),
             (self.dismiss_button, self.clear_error, False),
         ):
@@ -269,6 +274,7 @@ class Panel(Controls):
         except CmsError as exc:  # shown where it was typed, not in the error area
             self.internal.disabled = True
             self.url_label.value = self.regions_tab.target_line.value = html.target_error(exc)
+            self.events_tab.show_source(None, f"the Send tab's target: {html.message(exc)}")
             self._refresh_retry()
             return
         self.internal.disabled = not choice.internal_applies
@@ -277,7 +283,8 @@ class Panel(Controls):
         )
         credentials = self.entry.resolve(choice.target, self._resolve)
         if credentials is not None:
-            self._now = _Sending(choice.target, url, credentials)
+            self._now = Sending(choice.target, url, credentials)
+        self.events_tab.show_source(self._now, target=choice.target)
         self._refresh_retry()
 
     def _on_secret(self, change: Mapping[str, Any]) -> None:
@@ -371,7 +378,7 @@ class Panel(Controls):
             return job
 
         verb = "dry run" if dry_run else "sending"
-        sending = _Sending(target, url, credentials)
+        sending = Sending(target, url, credentials)
         return self._launch(start, total=len(frame), verb=verb, sending=sending)
 
     def retry_failed(self) -> SendJob:
@@ -399,39 +406,13 @@ class Panel(Controls):
 
         return self._launch(start, total=len(positions), verb="retrying", sending=to)
 
-    def _retry_plan(self) -> _RetryPlan | str:
+    def _retry_plan(self) -> RetryPlan | str:
         """The retry the panel offers now, or why none is (empty: nothing to say)."""
-        result = self.result
-        if result is None or self._busy:
-            return ""
-        positions = np.flatnonzero(result.retry_mask())
-        if not len(positions):
-            rejected = result.counts()["rejected"]
-            if not rejected:
-                return ""
-            return (
-                f"{rejected:,} rejected row{'s are' if rejected != 1 else ' is'} not retried: "
-                "sent as they are, they would be rejected again; fix them (Failed rows says "
-                "why) and send them"
-            )
-        if self._now is None:
-            return "to retry, choose a target the panel can send to, with credentials (above)"
-        sent = self._sent
-        now = self._now
-        refused = isinstance(result.error, AuthError)
-        if (
-            refused
-            and sent is not None
-            and (now.url, now.credentials) == (sent.url, sent.credentials)
-        ):
-            return (
-                f"the service refused {key_label(sent.credentials)} at {sent.url}: correct the "
-                "credentials (or the target) above, then retry"
-            )
-        return _RetryPlan(positions, now)
+        return retry_plan(self.result, busy=self._busy, now=self._now, sent=self._sent)
 
     def _refresh_retry(self) -> None:
-        """Offer Retry failed when it can work, and say what it would reuse."""
+        """Offer Retry failed when it can work, and say what it would reuse (and Confirm)."""
+        self._refresh_confirm()
         plan = self._retry_plan()
         if isinstance(plan, str):
             self.show_retry(0, plan)
@@ -450,7 +431,7 @@ class Panel(Controls):
         *,
         total: int,
         verb: str,
-        sending: _Sending,
+        sending: Sending,
     ) -> SendJob:
         """Start a background send (``start`` is given the progress callback) and watch it."""
         self._set_running(True, total=total)
@@ -477,6 +458,7 @@ class Panel(Controls):
         try:
             self.result = job.result()
             self._sent = self._pending
+            self._confirmed = ""
             self.show_result(self.result, where=self._where)
         except Exception as exc:  # a bug: said next to Send, with its traceback
             self.progress.bar_style = "danger"

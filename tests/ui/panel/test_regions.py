@@ -250,5 +250,7 @@ def test_the_panel_opens_on_the_tab_asked_for_and_choose_target_keeps_it() -> No
     panel.choose_target("my-proxy")  # a custom probe target chooses nothing
     assert panel.url_label_text() == "http://metrichub-eu-central-1.aliyun.com"
     assert Panel(frame(1), namespace={}).tabs.selected_index == 0
-    with pytest.raises(ConfigError, match=r"^tab='sned': must be one of 'send', 'regions'$"):
+    with pytest.raises(
+        ConfigError, match=r"^tab='sned': must be one of 'send', 'regions', 'events'$"
+    ):
         Panel(frame(1), namespace={}, tab="sned")  # type: ignore[arg-type]
