@@ -39,7 +39,7 @@ This module imports nothing of ours, so every other module may import it.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
-from typing import Final
+from typing import Final, Literal
 
 __all__ = [
     "NO_VALUE",
@@ -51,6 +51,8 @@ __all__ = [
     "EventsNotAcceptedError",
     "InputError",
     "InternalError",
+    "JournalError",
+    "JournalMismatchError",
     "MappingError",
     "NoCredentialsError",
     "QuickstartError",
@@ -267,3 +269,37 @@ class QuickstartError(CmsError):
 
 class InternalError(CmsError):
     """A bug in cms_magic (an invariant broke); the message says what, please report it."""
+
+
+Differs = Literal["data", "target", "options"]
+
+
+class JournalError(CmsError):
+    """A journal that cannot be used: not a journal, in use by another process, unwritable."""
+
+    def __init__(self, path: str, rule: str, *, hint: str | None = None) -> None:
+        self.path = path
+        super().__init__(rule, option="journal", value=path, hint=hint)
+
+
+_DIFFERS: Final = {
+    "data": "of other data",
+    "target": "to another target",
+    "options": "with other batching options",
+}
+
+
+class JournalMismatchError(JournalError):
+    """The journal was made for another send: ``differs`` is ``"data"`` (other rows or
+    events), ``"target"`` (another URL or key) or ``"options"`` (other batching options);
+    ``batch`` is the first batch that differs (data only)."""
+
+    def __init__(self, path: str, differs: Differs, rule: str, *, batch: int | None = None):
+        self.differs = differs
+        self.batch = batch
+        super().__init__(
+            path,
+            f"was made for a send {_DIFFERS[differs]}: {rule}; resuming it would skip or "
+            "resend the wrong rows",
+            hint=f"give a new journal path, or delete {path} to start this send over",
+        )

@@ -57,6 +57,7 @@ Names kept importable from here for the skins: ``Progress`` (lives in
 from __future__ import annotations
 
 import asyncio
+import os
 import random as _random
 import time
 from collections.abc import Callable, Sequence
@@ -82,6 +83,7 @@ from cms_magic.sending.jobs import (
 )
 from cms_magic.sending.keys import AnyCredentials, Keys, quota_key
 from cms_magic.sending.quota import TokenBucket, quota_factory, shared_quota
+from cms_magic.sending.resume import check_journal_path, confirm_in_flight
 from cms_magic.sending.retry import RetryPolicy
 from cms_magic.sending.run import Run, RunConfig, Sleep, masked_authorization
 from cms_magic.settings import (
@@ -101,6 +103,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from cms_magic.confirm import Lookup
+    from cms_magic.sending.journal_store import JournalTarget
 
 __all__ = [
     "Client",
@@ -223,7 +226,14 @@ class Client:
         """
         return self._quota_factory(quota_key(self.credentials), self.qps)
 
-    def _run(self, data: Any, mapping: dict[str, Any], dry_run: bool) -> Run:
+    def _run(
+        self,
+        data: Any,
+        mapping: dict[str, Any],
+        dry_run: bool,
+        journal: str | os.PathLike[str] | None = None,
+    ) -> Run:
+        path = None if journal is None else check_journal_path(journal)
         config = RunConfig(
             url=self.url,
             keys=self.keys,
@@ -242,8 +252,17 @@ class Client:
             sleep=self.sleep,
             random=self.random,
             qps=self.qps,
+            journal=path,
+            journal_target=None if path is None else self.journal_target(),
         )
         return Run(config, data, check_mapping(mapping), dry_run=dry_run, sender=self)
+
+    def journal_target(self) -> JournalTarget:
+        """What a journal records this client's target as (the URL and a digest of the
+        quota key; never a secret)."""
+        from cms_magic.sending.journal_store import JournalTarget
+
+        return JournalTarget.of(self.url, quota_key(self.credentials))
 
     # ------------------------------------------------------------------ public API
 
@@ -255,6 +274,8 @@ class Client:
         dry_run: bool = ...,
         background: Literal[False] = ...,
         progress: bool | ProgressCallback | None = ...,
+        journal: str | os.PathLike[str] | None = ...,
+        confirm: bool = ...,
         **mapping: Any,
     ) -> SendResult: ...
 
@@ -266,6 +287,8 @@ class Client:
         dry_run: bool = ...,
         background: Literal[True],
         progress: bool | ProgressCallback | None = ...,
+        journal: str | os.PathLike[str] | None = ...,
+        confirm: bool = ...,
         **mapping: Any,
     ) -> SendJob: ...
 
@@ -277,6 +300,8 @@ class Client:
         dry_run: bool = ...,
         background: bool,
         progress: bool | ProgressCallback | None = ...,
+        journal: str | os.PathLike[str] | None = ...,
+        confirm: bool = ...,
         **mapping: Any,
     ) -> SendResult | SendJob: ...
 
@@ -287,6 +312,8 @@ class Client:
         dry_run: bool = False,
         background: bool = False,
         progress: bool | ProgressCallback | None = None,
+        journal: str | os.PathLike[str] | None = None,
+        confirm: bool = False,
         **mapping: Any,
     ) -> SendResult | SendJob:
         """Send ``data``; returns a :class:`SendResult`, or a :class:`SendJob` when
@@ -295,8 +322,19 @@ class Client:
         ``progress``: a callable given each :class:`~cms_magic.progress.Progress`;
         ``True`` for a text line on stderr; ``None`` (the default) for that line
         in a foreground send from a terminal; ``False`` for none.
+
+        ``journal``: a file (SQLite) recording, before each request goes out and when
+        its answer comes back, what happened to every row. The same send run again with
+        the same journal resumes: accepted rows are skipped, never-sent rows are sent,
+        rows that were in flight when it stopped are ``unknown``; with ``confirm=True``
+        those are first looked up by read-back (:meth:`SendResult.confirm`) and only the
+        ones the service does not hold are sent. A journal made for other data or another
+        target is refused (:class:`~cms_magic.errors.JournalMismatchError`).
+        :func:`cms_magic.read_journal` shows one.
         """
-        run = self._run(data, mapping, dry_run)
+        if confirm and journal is not None and not dry_run:
+            confirm_in_flight(self, data, mapping, journal)
+        run = self._run(data, mapping, dry_run, journal)
         run.add_progress(progress_callback(progress, background=background))
         if background:
             return start_background(run.execute, run.control)
@@ -308,9 +346,11 @@ class Client:
         *,
         dry_run: bool = False,
         progress: ProgressCallback | None = None,
+        journal: str | os.PathLike[str] | None = None,
         **mapping: Any,
     ) -> SendResult:
-        """``await`` a send from async code (any event loop); same result as :meth:`send`.
+        """``await`` a send from async code (any event loop); same result as :meth:`send`
+        (``journal`` too; ``confirm`` needs the synchronous :meth:`send`).
 
         Cancelling it (``asyncio.wait_for``, ``task.cancel()``) aborts the send: the
         requests in flight are abandoned (their rows ``unknown``), the rest stay
@@ -318,7 +358,7 @@ class Client:
         the ``result`` attribute of the ``CancelledError`` (``wait_for``'s
         ``TimeoutError`` has it as ``__cause__``); ``result.retry()`` resumes.
         """
-        run = self._run(data, mapping, dry_run)
+        run = self._run(data, mapping, dry_run, journal)
         run.add_progress(progress)
         return await await_run(run.execute, run.control)
 
@@ -357,6 +397,8 @@ def send(
     credentials: AnyCredentials | None = ...,
     profile: str | None = ...,
     dry_run: bool = ...,
+    journal: str | os.PathLike[str] | None = ...,
+    confirm: bool = ...,
     background: Literal[False] = ...,
     progress: bool | ProgressCallback | None = ...,
     name: str | None = ...,
@@ -380,6 +422,8 @@ def send(
     credentials: AnyCredentials | None = ...,
     profile: str | None = ...,
     dry_run: bool = ...,
+    journal: str | os.PathLike[str] | None = ...,
+    confirm: bool = ...,
     background: Literal[True],
     progress: bool | ProgressCallback | None = ...,
     name: str | None = ...,
@@ -403,6 +447,8 @@ def send(
     credentials: AnyCredentials | None = ...,
     profile: str | None = ...,
     dry_run: bool = ...,
+    journal: str | os.PathLike[str] | None = ...,
+    confirm: bool = ...,
     background: bool,
     progress: bool | ProgressCallback | None = ...,
     name: str | None = ...,
@@ -425,6 +471,8 @@ def send(
     credentials: AnyCredentials | None = None,
     profile: str | None = None,
     dry_run: bool = False,
+    journal: str | os.PathLike[str] | None = None,
+    confirm: bool = False,
     background: bool = False,
     progress: bool | ProgressCallback | None = None,
     name: str | None = None,
@@ -447,7 +495,9 @@ def send(
     environment (see :mod:`cms_magic.targets`). ``credentials`` default to the
     target's: the demo key for the emulator, else
     :func:`cms_magic.resolve_credentials` (``profile`` picks one). ``dry_run``
-    does everything but the POST. ``background=True`` returns a
+    does everything but the POST. ``journal`` (a file) makes the send resumable after a
+    crash, and ``confirm=True`` looks up the rows in flight at the crash before
+    resending them (see :meth:`Client.send`). ``background=True`` returns a
     :class:`SendJob` at once. Other options (``qps``, ``quota``, ``concurrency``,
     ``timeout``, ``retry``, ``retry_ambiguous``...) are :class:`Client`'s.
 
@@ -477,5 +527,7 @@ def send(
         dry_run=dry_run,
         background=background,
         progress=progress,
+        journal=journal,
+        confirm=confirm,
         **{k: v for k, v in mapping.items() if v is not None},
     )

@@ -29,12 +29,12 @@ import struct
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final, Literal
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
 from cms_magic.credentials.static import mask
-from cms_magic.errors import CmsError
+from cms_magic.errors import JournalError, JournalMismatchError
 from cms_magic.results import NOT_SENT, REJECTED, UNKNOWN
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ __all__ = [
     "SENDING",
     "SETTLED",
     "VERSION",
-    "Differs",
     "JournalError",
     "JournalMismatchError",
     "JournalTarget",
@@ -66,7 +65,6 @@ __all__ = [
     "unpack_positions",
 ]
 
-Differs = Literal["data", "target", "options"]
 
 FORMAT: Final = "cms_magic send journal"
 VERSION: Final = "1"
@@ -133,37 +131,6 @@ def _quote(path: str) -> str:
 
 
 # --------------------------------------------------------------------------- errors, target, meta
-
-
-class JournalError(CmsError):
-    """A journal that cannot be used: not a journal, in use by another process, unwritable."""
-
-    def __init__(self, path: str, rule: str, *, hint: str | None = None) -> None:
-        self.path = path
-        super().__init__(rule, option="journal", value=path, hint=hint)
-
-
-_DIFFERS: Final = {
-    "data": "of other data",
-    "target": "to another target",
-    "options": "with other batching options",
-}
-
-
-class JournalMismatchError(JournalError):
-    """The journal was made for another send: ``differs`` is ``"data"`` (other rows or
-    events), ``"target"`` (another URL or key) or ``"options"`` (other batching options);
-    ``batch`` is the first batch that differs (data only)."""
-
-    def __init__(self, path: str, differs: Differs, rule: str, *, batch: int | None = None):
-        self.differs = differs
-        self.batch = batch
-        super().__init__(
-            path,
-            f"was made for a send {_DIFFERS[differs]}: {rule}; resuming it would skip or "
-            "resend the wrong rows",
-            hint=f"give a new journal path, or delete {path} to start this send over",
-        )
 
 
 @dataclass(frozen=True, slots=True)

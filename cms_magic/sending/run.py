@@ -22,16 +22,22 @@ import asyncio
 import logging
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from cms_magic import _state
 from cms_magic.batching import Batch, plan_batches
 from cms_magic.credentials.static import Credentials, mask
-from cms_magic.errors import CredentialsError, SendError
+from cms_magic.errors import (
+    ConfigError,
+    CredentialsError,
+    JournalError,
+    JournalMismatchError,
+    SendError,
+)
 from cms_magic.events.convert import Conversion
 from cms_magic.progress import Progress, ProgressCallback
 from cms_magic.protocol import UPLOAD_PATH
@@ -61,7 +67,11 @@ from cms_magic.sending.jobs import Control
 from cms_magic.sending.keys import Keys, Signer, is_token_expired
 from cms_magic.sending.outcomes import ResultBuilder
 from cms_magic.sending.quota import SharedBucket, TokenBucket, lease_for
+from cms_magic.sending.recorder import Gate, Recorder, stopped_by
 from cms_magic.sending.retry import RetryPolicy, backoff, may_retry
+
+if TYPE_CHECKING:
+    from cms_magic.sending.journal_store import JournalTarget
 
 __all__ = ["Run", "RunConfig", "masked_authorization"]
 
@@ -97,6 +107,9 @@ class RunConfig:
     sleep: Sleep
     random: Callable[[], float]
     qps: float = 0.0  # the rate the run leases its shared quota at (with ``quota``)
+    #: The journal file of the send (None: no journal), and what it records the target as.
+    journal: str | None = None
+    journal_target: JournalTarget | None = None
 
 
 @dataclass(slots=True)
@@ -121,9 +134,10 @@ class _Wire:
     """Where one delivery stands, for an abort to tell ``unknown`` from ``not_sent``:
     an attempt is on the wire, or an earlier attempt's answer was ambiguous."""
 
-    __slots__ = ("ambiguous", "attempts", "in_flight")
+    __slots__ = ("ambiguous", "attempts", "in_flight", "positions")
 
-    def __init__(self) -> None:
+    def __init__(self, positions: Sequence[int] = ()) -> None:
+        self.positions = positions  # the rows this delivery carries (for the journal)
         self.attempts = 0
         self.in_flight = False
         self.ambiguous = False
@@ -133,12 +147,27 @@ class _AuthStop(Exception):
     """The credentials were refused: this worker stops delivering."""
 
 
-class _KeysFailed(Exception):
-    """No usable credentials for the next request (the source failed): the send stops."""
+class _Halted(Exception):
+    """The send stops before this request goes out: the credentials' source gave no usable
+    keys, or the journal could not record the request. ``error`` says why, for the result."""
 
-    def __init__(self, error: CredentialsError) -> None:
-        super().__init__(str(error))
+    def __init__(self, error: SendError, why: str) -> None:
+        super().__init__(why)
         self.error = error
+        self.why = why
+
+    @classmethod
+    def keys(cls, exc: CredentialsError) -> _Halted:
+        error = SendError(
+            f"{exc}; the rows not sent can be resent with result.retry() once the "
+            "credentials work again",
+            option="credentials",
+        )
+        return cls(error, str(exc))
+
+    @classmethod
+    def journal(cls, exc: JournalError) -> _Halted:
+        return cls(stopped_by(exc), f"the journal could not record the request ({exc})")
 
 
 #: Shown in a dry run's preview when a refreshing source has not been asked for keys yet.
@@ -170,6 +199,8 @@ class Run:
         self.prepared = prepare(data, mapping, chunk_rows=config.chunk_rows)
         self.request = ResendSpec(self.prepared.source, dict(mapping), dry_run, sender)
         self.builder = ResultBuilder(self.prepared.total, self.prepared.index)
+        self.recorder = self._recorder(dry_run)
+        self.gate = Gate(self.recorder.journal)
         self.requests = 0
         self.errors = 0
         self.started = 0.0
@@ -179,6 +210,36 @@ class Run:
         self.timeouts = httpx.Timeout(config.timeout).as_dict()
         self.skew_checked = False  # the server's Date is compared with ours once per send
         self.transport: httpx.AsyncBaseTransport | None = None
+
+    def _recorder(self, dry_run: bool) -> Recorder:
+        """The builder, and the journal opened (or resumed) when the send has one: a journal
+        made for other data or another target is refused here, before anything is sent."""
+        config = self.config
+        if config.journal is None:
+            return Recorder(self.builder)
+        if dry_run:
+            raise ConfigError(
+                "does not apply to a dry run (nothing is sent, so nothing is journaled)",
+                option="journal",
+                value=config.journal,
+            )
+        from cms_magic.sending.journal import Fingerprinter, Journal
+
+        assert config.journal_target is not None
+        fingerprint = Fingerprinter(
+            chunk_rows=config.chunk_rows, max_events=config.max_events, max_bytes=config.max_bytes
+        )
+        journal = Journal.open(
+            config.journal,
+            fingerprint=fingerprint,
+            target=config.journal_target,
+            total=self.prepared.total,
+        )
+        if journal.resumed:
+            # The rows the journal settled keep their outcome (in flight: unknown).
+            for status, reason, positions in journal.initial.groups():
+                self.builder.settle(positions.tolist(), status, reason, batch=-1, attempts=0)
+        return Recorder(self.builder, journal, fingerprint)
 
     def add_progress(self, callback: ProgressCallback | None) -> None:
         if callback is not None:
@@ -218,15 +279,9 @@ class Run:
                     self.control.abort()
                 failure = None if producer.cancelled() else producer.exception()
                 if failure is not None:
-                    log.error("reading the input failed", exc_info=failure)
-                    error = SendError(
-                        f"reading the input failed ({type(failure).__name__}: {failure}); "
-                        "the rows not reached are not_sent",
-                        option="data",
-                    )
-                    error.__cause__ = failure
-                    self.builder.stop(error)
+                    self._producer_failed(failure)
         self.transport = None
+        self.recorder.close()
         result = self.builder.build(
             elapsed=time.perf_counter() - self.started,
             request=self.request,
@@ -243,6 +298,25 @@ class Run:
             raise interrupted
         return result
 
+    def _producer_failed(self, failure: BaseException) -> None:
+        """The producer stopped on an error: the send stops with why."""
+        if isinstance(failure, JournalMismatchError):  # resumed with other data
+            refused = SendError(str(failure))  # its text names the journal and what differs
+            refused.__cause__ = failure
+            self.builder.stop(refused)
+            return
+        if isinstance(failure, JournalError):
+            self.builder.stop(stopped_by(failure))
+            return
+        log.error("reading the input failed", exc_info=failure)
+        error = SendError(
+            f"reading the input failed ({type(failure).__name__}: {failure}); "
+            "the rows not reached are not_sent",
+            option="data",
+        )
+        error.__cause__ = failure
+        self.builder.stop(error)
+
     async def _produce(self, queue: asyncio.Queue[Batch | None], workers: int) -> None:
         loop = asyncio.get_running_loop()
         chunks = self.prepared.chunks
@@ -258,8 +332,12 @@ class Run:
                     await asyncio.wait([work])
                     raise
                 if planned is None:
+                    for batch in self.gate.finish():  # the batches held back, if any
+                        if self._stopping():
+                            break
+                        await queue.put(batch)
                     break
-                for batch in planned:
+                for batch in self.gate.admit(planned):  # a resumed send: rows still to send
                     if self._stopping():
                         break
                     await queue.put(batch)
@@ -278,7 +356,7 @@ class Run:
         chunk = next(chunks, None)
         if chunk is None:
             return None
-        self.builder.reject(chunk.rejected)
+        self.recorder.reject(chunk.rejected)
         plan = plan_batches(
             chunk.payloads,
             self.config.max_events,
@@ -286,7 +364,8 @@ class Run:
             positions=chunk.positions,
             first_number=first_number,
         )
-        self.builder.reject(plan.rejected)
+        self.recorder.reject(plan.rejected)
+        self.recorder.planned(plan.batches)
         return plan.batches
 
     def _stopping(self) -> bool:
@@ -311,7 +390,7 @@ class Run:
                 continue
             except Exception as exc:  # a bug of ours must not lose rows or hang the send
                 log.exception("batch %d failed inside cms_magic", batch.number)
-                self.builder.settle(
+                self.recorder.settle(
                     list(batch.positions),
                     "unknown",
                     f"unknown: internal error in cms_magic ({type(exc).__name__}: {exc}); "
@@ -337,7 +416,7 @@ class Run:
                 "body_preview": text if len(text) <= 2000 else text[:2000] + "...",
                 "body_bytes": len(batch.body),
             }
-        self.builder.settle(batch.positions, "dry_run", None, batch=batch.number, attempts=0)
+        self.recorder.settle(batch.positions, "dry_run", None, batch=batch.number, attempts=0)
         self._report()
 
     # ------------------------------------------------------------------ delivery
@@ -354,12 +433,12 @@ class Run:
         a 413 by bytes. ``earlier``: an ambiguous answer an enclosing request of these
         rows got (they may be stored already)."""
         body = b"[" + b",".join(payloads) + b"]"
-        wire = _Wire()
+        wire = _Wire(positions)
         try:
             final, earlier = await self._post(number, body, len(positions), earlier, wire)
         except asyncio.CancelledError:
             if wire.in_flight or wire.ambiguous or earlier is not None:
-                self.builder.settle(
+                self.recorder.settle(
                     positions,
                     "unknown",
                     "unknown: the send was aborted while this request was in flight; the "
@@ -368,7 +447,7 @@ class Run:
                     attempts=max(1, wire.attempts),
                 )
             else:  # aborted while waiting for its quota slot: nothing went out
-                self.builder.settle(
+                self.recorder.settle(
                     positions,
                     "not_sent",
                     "not sent: the send was aborted before this request went out",
@@ -376,8 +455,8 @@ class Run:
                     attempts=0,
                 )
             raise
-        except _KeysFailed as failed:
-            self._keys_failed(number, positions, failed.error, wire, earlier)
+        except _Halted as halted:
+            self._halt(number, positions, halted, wire, earlier)
             raise _AuthStop from None
         reason = final.decision.reason
         step = next_step(
@@ -397,7 +476,7 @@ class Run:
             return
         if step == "unnarrowed":
             reason = unnarrowed_reason(reason, budget.limit)
-        self.builder.settle(
+        self.recorder.settle(
             positions,
             final.status,
             reason,
@@ -471,33 +550,29 @@ class Run:
         try:
             fresh = await self.config.keys.refresh(used)
         except CredentialsError as exc:
-            raise _KeysFailed(exc) from None
+            raise _Halted.keys(exc) from None
         assert fresh is not None  # only refreshing keys mark an answer ``expired``
         return fresh
 
-    def _keys_failed(
+    def _halt(
         self,
         number: int,
         positions: list[int],
-        error: CredentialsError,
+        halted: _Halted,
         wire: _Wire,
         earlier: str | None,
     ) -> None:
-        """The source gave no usable keys for this batch: the send stops, the batch's rows
-        are ``not_sent`` (``unknown`` if an earlier attempt may have stored them)."""
-        self.builder.stop(
-            SendError(
-                f"{error}; the rows not sent can be resent with result.retry() once the "
-                "credentials work again",
-                option="credentials",
-            )
-        )
+        """This batch's request cannot go out (no usable keys, or no journal record): the
+        send stops, the batch's rows are ``not_sent`` (``unknown`` if an earlier attempt may
+        have stored them)."""
+        self.builder.stop(halted.error)
+        why = halted.why
         if wire.ambiguous or earlier is not None:
             status: Status = "unknown"
-            reason = f"unknown: an earlier attempt may have stored these events; then {error}"
+            reason = f"unknown: an earlier attempt may have stored these events; then {why}"
         else:
-            status, reason = "not_sent", f"not sent: {error}"
-        self.builder.settle(positions, status, reason, batch=number, attempts=wire.attempts)
+            status, reason = "not_sent", f"not sent: {why}"
+        self.recorder.settle(positions, status, reason, batch=number, attempts=wire.attempts)
 
     def _signed_request(self, body: bytes, signer: Signer) -> httpx.Request:
         """The upload request for ``body``, signed now (each attempt: a fresh Date)."""
@@ -535,11 +610,15 @@ class Run:
             try:
                 signer = await config.keys.signer()
             except CredentialsError as exc:
-                raise _KeysFailed(exc) from None
+                raise _Halted.keys(exc) from None
         sent_at = config.clock()
         began = time.perf_counter()
         request = self._signed_request(body, signer)
         assert self.transport is not None
+        try:  # journaled before it goes out: a crash from here on leaves it in flight
+            self.recorder.sending(number, wire.positions, attempt, request.headers["content-md5"])
+        except JournalError as exc:
+            raise _Halted.journal(exc) from None
         wire.attempts += 1
         wire.in_flight = True
         try:

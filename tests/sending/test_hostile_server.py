@@ -100,6 +100,7 @@ def test_modes_switch_per_test_and_keep_the_log() -> None:
         assert post(server).status_code == 401
         server.set_mode("ok")
         assert post(server).status_code == 200
+        assert server.wait_idle()  # the answer is written before the log entry is closed
         assert [(r.mode, r.status, r.stored) for r in server.log()] == [
             ("http_401", 401, 0),
             ("ok", 200, 1),
