@@ -1,6 +1,9 @@
 """``cms-event``: report events from files, outside notebooks.
 
     cms-event send FILE [mapping] [target] [--dry-run] [--failed-out PATH]
+    cms-event events [filters] [target] [--format csv|jsonl] [--output FILE]
+    cms-event count [filters] [target] [--by-name]
+    cms-event histogram [filters] [target] [--level LEVEL]
     cms-event regions
     cms-event emulator [--port N] ...
 
@@ -27,6 +30,10 @@ Exit status: 0 every event accepted (or, with ``--dry-run``, every event valid);
 1 some events were not accepted (see the summary and ``--failed-out``);
 2 a usage or configuration error (an unreadable file too); 130 interrupted by
 SIGINT (Ctrl-C), 143 by SIGTERM.
+
+``events``, ``count`` and ``histogram`` read back what CloudMonitor holds
+(:mod:`cms_magic.ui.cli.read`): 0 done, 2 a usage or configuration error, 1 the
+service refused or failed (one line).
 """
 
 from __future__ import annotations
@@ -37,10 +44,12 @@ from pathlib import Path
 
 from cms_magic._version import __version__
 from cms_magic.errors import ConfigError, CredentialsError, InputError
+from cms_magic.ui.cli.read import add_read_commands, run_read
 from cms_magic.ui.cli.send import cli_subject, err, out, run_send
 from cms_magic.ui.cli.tables import read_table, write_table
 from cms_magic.ui.options import (
     MAPPING_OPTIONS,
+    READ_COMMANDS,
     SEND_OPTIONS,
     TARGET_OPTIONS,
     add_arguments,
@@ -92,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         "current credentials. Never prints a secret or a token.",
     )
     add_arguments(whoami.add_argument_group("target"), (o.name for o in TARGET_OPTIONS))
+    add_read_commands(commands)
     emulator = commands.add_parser(
         "emulator",
         help="run the local emulator (same as python -m cms_magic.emulator)",
@@ -143,6 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             return _regions()
         if args.command == "whoami":
             return _whoami(args)
+        if args.command in READ_COMMANDS:
+            return run_read(args)
         return run_send(args)
     except (ConfigError, CredentialsError, InputError) as exc:
         err(f"cms-event: error: {exc.describe(cli_subject(getattr(args, 'profile', None)))}")

@@ -56,3 +56,44 @@ def run(arguments: list[str], env: dict[str, str]) -> subprocess.CompletedProces
     return subprocess.run(
         cms_event(*arguments), capture_output=True, text=True, env=env, check=False, timeout=60
     )
+
+
+class RefusingOpenApi:
+    """A loopback HTTP server that answers every request with one OpenAPI error
+    (``{Code, Message, RequestId}`` and ``status``): what the emulator never says, such as
+    a missing RAM permission. ``with RefusingOpenApi("NoPermission", 403) as url: ...``."""
+
+    def __init__(self, code: str, status: int, message: str = "you are not authorized") -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        body = json.dumps({"Code": code, "Message": message, "RequestId": "REQ-1"}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(length)
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = _answer
+            do_POST = _answer
+
+            def log_message(self, *args: object) -> None:
+                return
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> str:
+        self._thread.start()
+        return self.url
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
