@@ -274,7 +274,7 @@ class Panel(ReadBackActions):
         except CmsError as exc:  # shown where it was typed, not in the error area
             self.internal.disabled = True
             self.url_label.value = self.regions_tab.target_line.value = html.target_error(exc)
-            self.events_tab.show_source(None, f"the Send tab's target: {html.message(exc)}")
+            self.events_tab.show_source(None, why=f"the Send tab's target: {html.message(exc)}")
             self._refresh_retry()
             return
         self.internal.disabled = not choice.internal_applies

@@ -45,6 +45,9 @@ def test_the_events_tab_is_the_third_and_reads_from_the_send_tabs_target() -> No
     # a target that names no region cannot be read back: said where it reads from
     panel.region.value = PUBLIC
     assert "the CloudMonitor OpenAPI is regional" in panel.events_tab.source.value
+    panel.custom_endpoint.value = "ftp://127.0.0.1/x"  # a target in error: its words
+    assert "the Send tab&#x27;s target: Custom URL" in panel.events_tab.source.value
+    assert panel.last_error is None
 
 
 def test_relative_times_are_fixed_against_the_clock_when_read_is_pressed() -> None:
