@@ -254,3 +254,30 @@ def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
     assert b"Traceback" not in stderr
     assert b"BrokenPipe" not in stderr
     assert stderr == b""
+
+
+def test_read_progress_shows_only_reads_that_last_then_the_summary() -> None:
+    from cms_magic.readback import ATTRIBUTE_ACTION, ReadProgress
+    from cms_magic.ui.render import ReadProgressLine
+    from tests.conftest import FakeClock
+
+    clock = FakeClock(100.0)
+    stream = io.StringIO()
+    line = ReadProgressLine("the local emulator", stream=stream, clock=clock)
+    line(ReadProgress(ATTRIBUTE_ACTION, 50, 1, 0.5))
+    assert stream.getvalue() == ""  # a quick read says nothing until its summary
+    clock.advance(1.0)
+    line(ReadProgress(ATTRIBUTE_ACTION, 100, 2, 1.0))
+    clock.advance(0.5)
+    line(ReadProgress(ATTRIBUTE_ACTION, 150, 3, 1.5))  # throttled
+    clock.advance(2.0)
+    line(ReadProgress(ATTRIBUTE_ACTION, 400, 8, 3.5, limit=1000))
+    line(ReadProgress(ATTRIBUTE_ACTION, 420, 9, 3.6, finished=True))  # the summary says it
+    line.finish("420 events, since the start until now")
+    line.finish("a second summary is ignored")
+    line(ReadProgress(ATTRIBUTE_ACTION, 999, 20, 9.0))
+    assert stream.getvalue().splitlines() == [
+        "the local emulator: 100 events read, 2 pages, 100 events/s",
+        "the local emulator: 400/1,000 events read, 8 pages, 114 events/s",
+        "the local emulator: 420 events, since the start until now",
+    ]

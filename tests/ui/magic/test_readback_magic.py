@@ -188,6 +188,19 @@ def test_a_refused_signature_is_one_line_without_the_secret(
     assert CANARY not in message
 
 
+def test_a_missing_permission_names_the_ram_action(shell: InteractiveShell, creds: None) -> None:
+    from tests.ui.cli._helpers import RefusingOpenApi
+
+    with RefusingOpenApi("NoPermission", 403) as url:
+        for command, action in (
+            ("events", "DescribeCustomEventAttribute"),
+            ("count", "DescribeCustomEventCount"),
+            ("histogram", "DescribeCustomEventHistogram"),
+        ):
+            ran = run(shell, f"%cms {command} --endpoint {url}")
+            assert_usage_error(ran, f"missing RAM permission cms:{action}", "request id REQ-1")
+
+
 def test_no_secret_in_any_output(shell: InteractiveShell, stored: EmulatorServer) -> None:
     shown: list[str] = []
     for line in (
@@ -235,3 +248,47 @@ def test_a_long_read_shows_progress_then_the_summary(
     assert len(ran.value) == 5
     assert callable(seen[0])
     assert seen[0].text.endswith("5 events, since the start until now")
+
+
+def test_in_a_kernel_the_line_turns_into_the_summary_and_the_chart_is_svg() -> None:
+    """What a frontend receives from the read-back commands in a real kernel."""
+    manager = pytest.importorskip("jupyter_client.manager")
+    kernel, client = manager.start_new_kernel(kernel_name="python3")
+
+    def execute(code: str) -> list[dict[str, Any]]:
+        msg_id = client.execute(code)
+        mine: list[dict[str, Any]] = []
+        while True:
+            msg = client.get_iopub_msg(timeout=30)
+            if msg["parent_header"].get("msg_id") == msg_id:
+                mine.append(msg)
+                if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                    return mine
+
+    def of(messages: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+        return [m["content"] for m in messages if m["msg_type"] == kind]
+
+    try:
+        execute("%load_ext cms_magic\nimport pandas as pd")
+        execute("df = pd.DataFrame({'content': ['a', 'b', 'c']})")
+        execute("%cms_event r --df df --name k --endpoint local")
+        cell = execute("%cms events --name k --endpoint local")
+        (line,) = of(cell, "display_data")
+        assert line["data"]["text/plain"].startswith("the local emulator: reading")
+        (last,) = of(cell, "update_display_data")
+        assert last["transient"]["display_id"] == line["transient"]["display_id"]
+        assert last["data"]["text/plain"].startswith("the local emulator: 3 events, since ")
+        (value,) = of(cell, "execute_result")
+        assert "text/html" in value["data"]  # the DataFrame
+        assert of(cell, "error") == []
+
+        cell = execute("%cms histogram h --name k --endpoint local")
+        charts = [d for d in of(cell, "display_data") if "image/svg+xml" in d["data"]]
+        assert len(charts) == 1
+        assert charts[0]["data"]["image/svg+xml"].count('class="bar"') >= 1
+        assert of(cell, "execute_result") == []
+        cell = execute("print(int(h['count'].sum()))")
+        assert of(cell, "stream")[0]["text"] == "3\n"
+    finally:
+        client.stop_channels()
+        kernel.shutdown_kernel(now=True)

@@ -34,7 +34,8 @@ def test_cms_helpers(shell: InteractiveShell, emu: emulator.EmulatorServer, cred
     assert panel.error is None
     assert "panel" in panel.stdout or panel.value is not None
     helped = run(shell, "%cms").stdout
-    assert all(f"%cms {c}" in helped for c in ("regions", "config", "whoami", "last", "panel"))
+    commands = ("regions", "config", "whoami", "last", "panel", "events", "count", "histogram")
+    assert all(f"%cms {c}" in helped for c in commands)
 
 
 def test_cms_last_before_any_send(shell: InteractiveShell) -> None:
