@@ -9,7 +9,10 @@ emulator holds the events, and takes the clean screenshots at 1,400 and 1,000
 px wide (``panel.png`` = ``panel-1400.png``, and ``panel-1000.png``), checking the
 layout at both widths (contrast of the selected toggle, disabled buttons that
 look disabled, no truncated label, button or placeholder, toggle rows on one
-line, tables inside their box, no panel wider than its cell). Then a send the
+line, tables inside their box, no panel wider than its cell). The Events tab
+then reads those events back (name and the sample's week typed in, Read): a
+chart of bars and the first 20 events in a table, laid out cleanly
+(``panel-events.png``). Then a send the
 emulator partly refuses (an error state: ``panel-error.png``), a send it refuses
 (the environment's key to the emulator under another name, 403: the outcome next
 to Send is one line with its details folded, nothing under Retry failed:
@@ -460,6 +463,36 @@ def _shot(page: Any, name: str) -> Path:
     return path
 
 
+def _read_back(page: Any, measured: dict[str, Any]) -> None:
+    """Open the Events tab, read the sample's week of incidents, check what shows."""
+    from playwright.sync_api import expect
+
+    page.locator(".cms-tabs > .lm-TabBar .lm-TabBar-tab").filter(
+        has_text=re.compile("^Events$")
+    ).click()
+    expect(page.locator(".cms-read-source")).to_contain_text("the local emulator")
+    for css, value in (
+        ("cms-read-name", "incident"),
+        ("cms-read-since", "2026-11-19"),  # the sample's times: 2026-11-20 to 11-25
+        ("cms-read-until", "2026-11-26"),
+    ):
+        field = page.locator(f".{css} input")
+        field.fill(value)
+        field.press("Enter")  # continuous_update=False: synced on Enter
+    page.locator("button.cms-read").click()
+    status = page.locator(".cms-read-status")
+    expect(status).to_contain_text(f"{ROWS:,} events from", timeout=60_000)
+    expect(status).to_contain_text("the first 20 below")
+    chart = page.locator(".cms-read-chart svg")
+    expect(chart).to_be_visible()
+    measured["events_bars"] = chart.locator("rect.bar").count()
+    table = page.locator(".cms-read-table table")
+    expect(table).to_be_visible()
+    expect(table.locator("tbody tr")).to_have_count(20)
+    expect(page.locator(".cms-read-table")).to_contain_text(f"first 20 of {ROWS:,} events")
+    measured["problems_events"] = page.evaluate(LAYOUT_PROBLEMS)
+
+
 # ----------------------------------------------------------------- the test
 
 
@@ -520,6 +553,12 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
 
             status = page.locator(".cms-status")
 
+            def tab(title: str) -> Any:
+                """The panel's own tab called ``title`` (not the results' tabs)."""
+                return page.locator(".cms-tabs > .lm-TabBar .lm-TabBar-tab").filter(
+                    has_text=re.compile(f"^{title}$")
+                )
+
             def faults(chosen: dict[str, Any]) -> None:
                 """Set the emulator's faults (an empty dict clears them)."""
                 httpx.post(
@@ -560,6 +599,14 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
             _shot(page, SCREENSHOT.name)
             _check_layout(page, NARROW, measured)
             _shot(page, f"panel-{NARROW}.png")
+
+            # The Events tab reads back what the emulator holds: a chart and a table.
+            _at_width(page, WIDE)
+            _read_back(page, measured)
+            _shot(page, "panel-events.png")
+            tab("Send").click()
+            expect(send).to_be_visible()
+            _at_width(page, NARROW)
 
             # An error state: the emulator refuses the first row (its batch is a 400; the
             # client splits the batch and resends, so one row ends rejected).
@@ -655,5 +702,7 @@ def test_send_from_the_panel_in_jupyterlab(chromium: Path, lab: Lab) -> None:
         assert disabled["cursor"] == "not-allowed", disabled
         assert not _grey(styles["send"]["background"]), styles["send"]
     assert measured[f"problems_error_{NARROW}"] == []
+    assert measured["problems_events"] == []
+    assert measured["events_bars"] > 1
     needs, has = measured["retry_label"]
     assert needs <= has, measured["retry_label"]

@@ -82,6 +82,10 @@ STYLE: Final = """<style>
 .cms-panel .cms-events .cms-table tbody td:nth-child(3),
 .cms-panel .cms-failed .cms-table tbody td:nth-child(3) { white-space: normal;
   min-width: 16em; max-width: 30em; }
+/* the Events tab: the content (fifth cell: id, time, name, group_id, content) wraps */
+.cms-panel .cms-read-table .cms-table tbody td:nth-child(5) { white-space: normal;
+  min-width: 16em; max-width: 40em; }
+.cms-panel .cms-read-chart svg { max-width: 100%; height: auto; }
 .cms-panel .cms-table tr:nth-child(even) { background: var(--jp-layout-color2, #f5f5f5); }
 .cms-panel .cms-muted { color: var(--jp-ui-font-color2, #616161); }
 .cms-panel .cms-bad { color: #c62828; }
