@@ -282,6 +282,15 @@ _READ: Final = (
         metavar="LEVEL",
     ),
     Option("by_name", "One count per event name.", bool, "read", "Per name"),
+    Option(
+        "tz",
+        "Time zone of the times read back and of a --since/--until without an offset, "
+        "e.g. Asia/Shanghai (default: times in UTC, offsets read in this machine's zone).",
+        str,
+        "read",
+        "Time zone",
+        metavar="ZONE",
+    ),
 )
 
 #: Every option, in the order the skins show them (a read filter that is also a mapping
@@ -303,9 +312,9 @@ READ_OPTIONS: Final[tuple[Option, ...]] = _READ
 READ_TARGET_OPTIONS: Final[tuple[Option, ...]] = tuple(o for o in _TARGET if o.name != "internal")
 #: Which read options each read command takes, in order.
 READ_COMMANDS: Final[dict[str, tuple[str, ...]]] = {
-    "events": ("name", "group_id", "since", "until", "search", "limit"),
-    "count": ("name", "group_id", "since", "until", "search", "by_name"),
-    "histogram": ("name", "group_id", "since", "until", "search", "level"),
+    "events": ("name", "group_id", "since", "until", "search", "limit", "tz"),
+    "count": ("name", "group_id", "since", "until", "search", "by_name", "tz"),
+    "histogram": ("name", "group_id", "since", "until", "search", "level", "tz"),
 }
 
 _BY_NAME: Final = {o.name: o for o in OPTIONS}

@@ -364,28 +364,39 @@ def read_label(target: Target) -> str:
     return url
 
 
-def _iso(millis: int | None) -> str | None:
+def _iso(millis: int | None, tz: object) -> str | None:
     if millis is None:
         return None
     from datetime import datetime, timezone
 
+    from cms_magic.errors import CmsError
+    from cms_magic.readback_times import zone
+
     moment = datetime.fromtimestamp(millis / 1000, timezone.utc)
+    if tz is not None:
+        try:
+            shown = zone(cast("str", tz))
+        except CmsError:
+            shown = None
+        moment = moment.astimezone(shown) if shown is not None else moment.astimezone()
     return moment.isoformat(timespec="seconds")
 
 
-def read_window(since: object, until: object) -> str:
-    """The window as a summary says it: ``since 2026-12-01T08:00:00+00:00 (1h) until now``.
-    Bounds the core will refuse are said as given (the read's own error says why)."""
+def read_window(since: object, until: object, tz: object = None) -> str:
+    """The window as a summary says it: ``since 2026-12-01T08:00:00+00:00 (1h) until now``
+    (times in ``tz`` when given, else UTC). Bounds the core will refuse are said as given
+    (the read's own error says why)."""
     from cms_magic.errors import CmsError
-    from cms_magic.readback_times import parse_bound
+    from cms_magic.readback_times import parse_bound, zone
 
     parts: list[str] = []
     for word, value, empty in (("since", since, "the start"), ("until", until, "now")):
         try:
-            millis = parse_bound(cast("TimeLike", value), option=word, clock=time.time)
+            read_in = zone(cast("str", tz)) if tz is not None else None
+            millis = parse_bound(cast("TimeLike", value), option=word, clock=time.time, tz=read_in)
         except CmsError:
             millis = None
-        shown = _iso(millis)
+        shown = _iso(millis, tz)
         if shown is None:
             parts.append(f"{word} {value if value is not None else empty}")
         elif isinstance(value, str) and value.strip() != shown:
@@ -395,8 +406,10 @@ def read_window(since: object, until: object) -> str:
     return " ".join(parts)
 
 
-def read_summary(what: str, *, since: object, until: object, dest: str | None = None) -> str:
+def read_summary(
+    what: str, *, since: object, until: object, tz: object = None, dest: str | None = None
+) -> str:
     """A read's one line after the target's label: ``12 events, since ... until now -> ev``
-    (``what`` is the count said: ``plural(12, 'event')``, ``12 buckets, 30 events``)."""
-    line = f"{what}, {read_window(since, until)}"
+    (``what`` is the count said: ``plural(12, 'event')``, ``30 events in 12 buckets``)."""
+    line = f"{what}, {read_window(since, until, tz)}"
     return f"{line} -> {dest}" if dest else line

@@ -42,7 +42,7 @@ __all__ = ["FORMATS", "READ_COMMAND_HELP", "add_read_commands", "frame_bytes", "
 
 #: ``--format`` values of ``cms-event events``.
 FORMATS: Final = ("csv", "jsonl")
-_JSONL_SUFFIXES: Final = (".jsonl", ".ndjson", ".json")
+_JSONL_SUFFIXES: Final = (".jsonl", ".ndjson")
 
 READ_COMMAND_HELP: Final = {
     "events": "read back the events CloudMonitor holds, as CSV or JSON lines",
@@ -188,7 +188,7 @@ def run_read(args: argparse.Namespace) -> int:
         err(f"cms-event {command}: interrupted")
         return 130
     if not quiet:
-        line = read_summary(what, since=args.since, until=args.until)
+        line = read_summary(what, since=args.since, until=args.until, tz=args.tz)
         if args.command == "events" and args.output is not None:
             line = f"{line} -> {args.output}"
         if progress is not None:

@@ -183,7 +183,7 @@ def _read(magic: Any, command: str, args: argparse.Namespace) -> Any:
         value = readback.event_histogram(**keywords, **where)
         total = int(value["count"].fillna(0).sum())
         what = f"{plural(total, 'event')} in {plural(len(value), 'bucket')}"
-    line = read_summary(what, since=args.since, until=args.until, dest=dest)
+    line = read_summary(what, since=args.since, until=args.until, tz=args.tz, dest=dest)
     if renderer is not None:
         renderer.finish(line)
     elif not args.quiet:

@@ -281,3 +281,18 @@ def test_read_progress_shows_only_reads_that_last_then_the_summary() -> None:
         "the local emulator: 400/1,000 events read, 8 pages, 114 events/s",
         "the local emulator: 420 events, since the start until now",
     ]
+
+
+def test_tz_shows_times_in_that_zone(
+    server: EmulatorServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = _read(
+        capsys, "events", "--tz", "Asia/Shanghai", "--since", "1h", "--endpoint", server.url
+    )
+    assert code == 0, err
+    frame = pd.read_csv(io.StringIO(out))
+    assert all(t.endswith("+08:00") for t in frame["time"])
+    assert "+08:00 (1h) until now" in err
+    code, _, err = _read(capsys, "count", "--tz", "Mars/Base", "--endpoint", server.url)
+    assert code == 2
+    assert "--tz 'Mars/Base': is not a known time zone" in err

@@ -68,6 +68,12 @@ def test_events_filters_and_the_summary_line(
     assert len(limited) == 2
 
 
+def test_tz_gives_times_in_that_zone(shell: InteractiveShell, stored: EmulatorServer) -> None:
+    ran = run(shell, f"%cms events --tz Asia/Shanghai --endpoint {stored.url}")
+    assert ran.error is None, ran.stderr
+    assert str(ran.value["time"].dt.tz) == "Asia/Shanghai"
+
+
 def test_an_empty_result_is_an_empty_frame(shell: InteractiveShell, stored: EmulatorServer) -> None:
     ran = run(shell, f"%cms events --name nothing-here --endpoint {stored.url}")
     assert ran.error is None, ran.stderr
