@@ -118,10 +118,12 @@ def _parse(command: str, words: Sequence[str]) -> argparse.Namespace | None:
 
 def _message(command: str, exc: CmsError) -> str:
     """One line, in flags, for a read's error."""
-    text = one_line(exc.describe(flag_subject))
     if isinstance(exc, CredentialsError):
-        text = text.removesuffix("Looked in:").strip().rstrip(".:;")
-        text = f"{text}: {HOW_CREDENTIALS}"
+        # What is wrong with the credentials (never their values), then how to give them.
+        first = exc.describe(flag_subject).splitlines()[0].strip()
+        first = first.removesuffix("Looked in:").strip().rstrip(".:;")
+        return f"%cms {command}: {first}: {HOW_CREDENTIALS}"
+    text = one_line(exc.describe(flag_subject))
     return f"%cms {command}: {text}"
 
 
@@ -161,8 +163,8 @@ def _read(magic: Any, command: str, args: argparse.Namespace) -> Any:
     from cms_magic.ui.render import read_label, read_summary
 
     target = magic.target(args.endpoint, args.region, profile=args.profile)
+    url = readback.openapi_url(target)  # 'public' names no region: said before credentials
     credentials = magic.credentials(target, args.profile)
-    url = readback.openapi_url(target)
     label = read_label(target)
     keywords = read_keywords(command, args)
     where = {"endpoint": url, "credentials": credentials}

@@ -298,3 +298,10 @@ def test_in_a_kernel_the_line_turns_into_the_summary_and_the_chart_is_svg() -> N
     finally:
         client.stop_channels()
         kernel.shutdown_kernel(now=True)
+
+
+def test_no_credentials_is_one_short_line(shell: InteractiveShell) -> None:
+    ran = run(shell, "%cms events --region cn-hangzhou")
+    message = assert_usage_error(ran, "%cms events: no Alibaba Cloud credentials found")
+    assert "Looked in" not in message
+    assert "provide credentials through the environment" in message
