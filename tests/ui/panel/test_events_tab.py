@@ -98,9 +98,14 @@ def test_read_from_public_says_the_openapi_is_regional() -> None:
 # ----------------------------------------------------------------- reading the local emulator
 
 
+def _revealed(value: object) -> str:
+    reveal = getattr(value, "reveal", None)
+    return str(reveal() if reveal is not None else value)
+
+
 def _incidents() -> pd.DataFrame:
     rows = 45
-    return pd.DataFrame(
+    return pd.DataFrame(  # type: ignore[no-any-return]  # pandas-stubs: Any here
         {
             "name": ["incident"] * rows + ["other"] * 5,
             "message": [f"<b>disk</b> & 推荐引擎 {i}" for i in range(rows)]
@@ -318,3 +323,65 @@ def test_confirm_is_refused_without_unknown_rows(local_emulator: Any) -> None:
     assert panel.wait(30)
     panel.confirm_button.click()  # disabled in the page; a script may still call it
     assert "nothing to confirm" in panel.status.value
+
+
+def test_read_with_refreshing_credentials_from_a_credentials_uri(
+    make_emulator: Callable[..., Any], recording_comm: list[str]
+) -> None:
+    from cms_magic.credentials.refreshing import RefreshingCredentials
+    from cms_magic.credentials.sources import credentials_uri
+
+    server = make_emulator(sts_lifetime=900)
+    source = RefreshingCredentials(credentials_uri(server.credentials_uri), source="test URI")
+    panel = Panel(_incidents(), namespace={}, credentials_resolver=lambda: source)
+    panel.custom_endpoint.value = server.url
+    _sent(panel)
+    panel.events_tab.name.value = "other"
+    panel.read_events()
+    assert panel.wait(30)
+    read = panel.events_read
+    assert read is not None, panel.events_tab.status.value
+    assert read.total == 5
+    assert sorted(read.events["content"]) == [f"other {i}" for i in range(5)]
+    minted = server.minted
+    assert minted.credentials_uri >= 1
+    secrets = [_revealed(t.access_key_secret) for t in minted.credentials]
+    secrets += [_revealed(t.security_token) for t in minted.credentials]
+    state = widget_state()
+    assert secrets
+    assert not [s for s in secrets if s in state]
+    assert not [m for m in recording_comm for s in secrets if s in m]
+
+
+def test_a_denied_confirm_leaves_the_rows_unknown_and_names_the_ram_action(
+    make_emulator: Callable[..., Any], forbidding: _Forbidding
+) -> None:
+    from cms_magic.confirm import readback_lookup
+
+    server = make_emulator(faults=Faults(reset_after=1.0))  # stored, never answered
+    panel = Panel(
+        frame(12),
+        namespace={},
+        credentials_resolver=demo_credentials,
+        # the read-back goes to a service that denies it (the send went to the emulator)
+        confirm_options={
+            "wait": 1,
+            "poll": 0.05,
+            "lag": 0.1,
+            "lookup": readback_lookup(forbidding.url, demo_credentials()),
+        },
+    )
+    panel.custom_endpoint.value = server.url
+    panel.send()
+    assert panel.wait(30)
+    assert panel.result is not None
+    assert panel.result.counts()["unknown"] == 12
+    panel.confirm()
+    assert panel.wait(30)
+    assert panel.result.counts()["unknown"] == 12
+    note = panel.confirm_note.value
+    assert "0 stored (accepted)" in note
+    assert "12 still unknown" in note
+    assert "missing RAM permission cms:DescribeCustomEventAttribute" in note
+    assert not panel.confirm_button.disabled  # it may be tried again
+    assert panel.retry_button.disabled  # nothing is known not stored
