@@ -28,7 +28,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,40 +177,6 @@ def bench_size(cfg: Config, folder: Path) -> list[Row]:
 # --------------------------------------------------------------------------- end to end
 
 
-def journaled(run: Any, journal: Journal, fingerprint: Fingerprinter) -> None:
-    """Wire ``journal`` into one :class:`~cms_magic.sending.run.Run` at the points the run
-    itself will call it (the wiring given to the lead), by wrapping its methods."""
-    builder = run.builder
-    plan_next, deliver = run._plan_next, run._deliver
-    settle, reject = builder.settle, builder.reject
-
-    def _plan_next(chunks: Any, first_number: int) -> list[Batch] | None:
-        planned: list[Batch] | None = plan_next(chunks, first_number)
-        if planned:
-            journal.plan(fingerprint.prints(planned))
-        return planned
-
-    async def _deliver(
-        number: int, positions: list[int], payloads: list[bytes], budget: Any, earlier: Any = None
-    ) -> None:
-        journal.sending(number, positions, attempt=1)
-        await deliver(number, positions, payloads, budget, earlier)
-
-    def _settle(positions: Sequence[int], status: Any, reason: Any, **kw: Any) -> None:
-        journal.settled(
-            positions, status, reason, batch=kw["batch"], request_id=kw.get("request_id")
-        )
-        settle(positions, status, reason, **kw)
-
-    def _reject(rejected: dict[int, str]) -> None:
-        if rejected:
-            journal.rejected(rejected)
-        reject(rejected)
-
-    run._plan_next, run._deliver = _plan_next, _deliver
-    builder.settle, builder.reject = _settle, _reject
-
-
 def _send(url: str, df: Any, journal_path: Path | None) -> tuple[float, float, int, int]:
     """One prepare + send of ``df``: (seconds, CPU seconds of this process, rows accepted,
     journal bytes)."""
@@ -218,30 +184,10 @@ def _send(url: str, df: Any, journal_path: Path | None) -> tuple[float, float, i
 
     from cms_magic.emulator import demo_credentials
     from cms_magic.sending.client import Client
-    from cms_magic.sending.jobs import run_foreground
-    from cms_magic.sending.keys import quota_key
 
-    credentials = demo_credentials()
-    client = Client(url, credentials=credentials, qps=0, concurrency=8)
+    client = Client(url, credentials=demo_credentials(), qps=0, concurrency=8)
     began, cpu = time.perf_counter(), time.process_time()
-    journal = None
-    run = client._run(df, dict(bench_run.MAPPING), False)
-    if journal_path is not None:
-        fingerprint = Fingerprinter(
-            chunk_rows=client.chunk_rows, max_events=client.max_events, max_bytes=client.max_bytes
-        )
-        journal = Journal.open(
-            journal_path,
-            fingerprint=fingerprint,
-            target=JournalTarget.of(client.url, quota_key(credentials)),
-            total=len(df),
-        )
-        journaled(run, journal, fingerprint)
-    try:
-        result = run_foreground(run.execute, run.control, grace=15)
-    finally:
-        if journal is not None:
-            journal.close()
+    result = client.send(df, journal=journal_path, progress=False, **bench_run.MAPPING)
     seconds, cpu = time.perf_counter() - began, time.process_time() - cpu
     size = _files_size(journal_path) if journal_path is not None else 0
     if journal_path is not None:  # the journal agrees with the result

@@ -49,6 +49,7 @@ import httpx
 import numpy as np
 import pandas as pd
 from bench_credentials import bench_import, bench_signing
+from bench_journal import bench_journal
 from common import Config, Row, mb, rate, spread, verdict
 
 import cms_magic
@@ -922,6 +923,7 @@ REGISTRY: dict[int, tuple[str, Callable[[Config], list[Row]]]] = {
     5: ("%load_ext import cost", bench_magic_import),
     6: ("signing with refreshing credentials", bench_signing),
     7: ("import cms_magic", bench_import),
+    10: ("journal overhead and size", bench_journal),
 }
 
 
