@@ -21,24 +21,38 @@ logging.getLogger("cms_magic").addHandler(logging.NullHandler())
 if TYPE_CHECKING:
     from cms_magic import regions
     from cms_magic.batching import Batch, BatchPlan, plan_batches
+    from cms_magic.credentials.refreshing import RefreshingCredentials
     from cms_magic.credentials.static import Credentials, resolve_credentials
     from cms_magic.errors import (
         AuthError,
         CmsError,
         ConfigError,
         CredentialsError,
+        JournalError,
+        JournalMismatchError,
         MappingError,
         SendError,
         UnknownRegionError,
     )
     from cms_magic.events.convert import Conversion, Event, events_from_frame
+    from cms_magic.identity import CredentialsReport, describe_credentials
+    from cms_magic.openapi.errors import (
+        OpenApiAuthError,
+        OpenApiConnectionError,
+        OpenApiError,
+        OpenApiPermissionError,
+        OpenApiServerError,
+        OpenApiThrottledError,
+    )
     from cms_magic.progress import Progress
     from cms_magic.protocol import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
+    from cms_magic.readback import ReadProgress, count_events, event_histogram, query_events
     from cms_magic.regions import Region, endpoint
     from cms_magic.results import SendJob, SendResult
     from cms_magic.samples import sample_frame
     from cms_magic.sending.client import Client, send
     from cms_magic.sending.jobs import last_result
+    from cms_magic.sending.journal import JournalReport, read_journal
     from cms_magic.sending.retry import RetryPolicy
     from cms_magic.signing import CmsAuth
     from cms_magic.ui.panel.panel import panel
@@ -56,9 +70,21 @@ __all__ = [
     "Conversion",
     "Credentials",
     "CredentialsError",
+    "CredentialsReport",
     "Event",
+    "JournalError",
+    "JournalMismatchError",
+    "JournalReport",
     "MappingError",
+    "OpenApiAuthError",
+    "OpenApiConnectionError",
+    "OpenApiError",
+    "OpenApiPermissionError",
+    "OpenApiServerError",
+    "OpenApiThrottledError",
     "Progress",
+    "ReadProgress",
+    "RefreshingCredentials",
     "Region",
     "RetryPolicy",
     "Secret",
@@ -67,12 +93,17 @@ __all__ = [
     "SendResult",
     "UnknownRegionError",
     "__version__",
+    "count_events",
+    "describe_credentials",
     "endpoint",
+    "event_histogram",
     "events_from_frame",
     "last_result",
     "load_ipython_extension",
     "panel",
     "plan_batches",
+    "query_events",
+    "read_journal",
     "regions",
     "resolve_credentials",
     "sample_frame",
@@ -112,6 +143,23 @@ _LAZY: dict[str, str] = {
     "last_result": "sending.jobs",
     "sample_frame": "samples",
     "panel": "ui.panel.panel",
+    "RefreshingCredentials": "credentials",
+    "JournalError": "errors",
+    "JournalMismatchError": "errors",
+    "CredentialsReport": "identity",
+    "describe_credentials": "identity",
+    "OpenApiError": "openapi.errors",
+    "OpenApiAuthError": "openapi.errors",
+    "OpenApiConnectionError": "openapi.errors",
+    "OpenApiPermissionError": "openapi.errors",
+    "OpenApiServerError": "openapi.errors",
+    "OpenApiThrottledError": "openapi.errors",
+    "query_events": "readback",
+    "count_events": "readback",
+    "event_histogram": "readback",
+    "ReadProgress": "readback",
+    "read_journal": "sending.journal",
+    "JournalReport": "sending.journal",
 }
 
 
