@@ -50,7 +50,7 @@ _CREDENTIAL_FIELDS = {
 }
 
 #: The command line's own arguments that errors name (not in the options table).
-_PATHS = {"file": "file", "failed_out": "--failed-out"}
+_PATHS = {"file": "file", "failed_out": "--failed-out", "output": "--output"}
 
 #: The signals a send stops for, and the exit status each gives.
 _EXIT_STATUS = {signal.SIGINT: 130, signal.SIGTERM: 143}

@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
     from cms_magic.ui.render import ReadProgressLine
 
-__all__ = ["READ_HELP", "HistogramChart", "read_parser", "run_read"]
+__all__ = ["READ_HELP", "HistogramChart", "ReadInterrupted", "read_parser", "run_read"]
 
 #: What each read command is, for its ``--help`` and ``%cms help``.
 READ_HELP: Final = {
@@ -127,6 +127,14 @@ def _message(command: str, exc: CmsError) -> str:
     return f"%cms {command}: {text}"
 
 
+class ReadInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a read: still a ``KeyboardInterrupt`` (a run of cells stops), shown by
+    IPython as its one line, without a traceback."""
+
+    def _render_traceback_(self) -> list[str]:
+        return [str(self)]
+
+
 def run_read(magic: Any, command: str, words: Sequence[str]) -> Any:
     """Run ``%cms COMMAND WORDS`` for a read command; returns the cell's value."""
     args = _parse(command, words)
@@ -134,6 +142,11 @@ def run_read(magic: Any, command: str, words: Sequence[str]) -> Any:
         return None
     try:
         return _read(magic, command, args)
+    except KeyboardInterrupt:
+        kept = f"; {args.dest} was not changed" if args.dest else ""
+        raise ReadInterrupted(
+            f"%cms {command}: interrupted, the read was cancelled{kept}"
+        ) from None
     except CmsError as exc:
         if not getattr(magic, "short_errors", True):
             raise

@@ -296,3 +296,12 @@ def test_tz_shows_times_in_that_zone(
     code, _, err = _read(capsys, "count", "--tz", "Mars/Base", "--endpoint", server.url)
     assert code == 2
     assert "--tz 'Mars/Base': is not a known time zone" in err
+
+
+def test_an_unwritable_output_is_exit_2_naming_the_flag(
+    server: EmulatorServer, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "missing" / "out.csv"
+    code, out, err = _read(capsys, "events", "--endpoint", server.url, "--output", str(path))
+    assert (code, out) == (2, "")
+    assert err.startswith(f"cms-event: error: --output '{path}': cannot be written")

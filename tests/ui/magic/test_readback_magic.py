@@ -305,3 +305,20 @@ def test_no_credentials_is_one_short_line(shell: InteractiveShell) -> None:
     message = assert_usage_error(ran, "%cms events: no Alibaba Cloud credentials found")
     assert "Looked in" not in message
     assert "provide credentials through the environment" in message
+
+
+def test_ctrl_c_is_one_line(
+    shell: InteractiveShell, stored: EmulatorServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cms_magic import readback
+    from cms_magic.ui.magic.readback import ReadInterrupted
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(readback, "query_events", interrupted)
+    shell.user_ns["ev"] = "before"
+    ran = run(shell, f"%cms events ev --endpoint {stored.url}")
+    assert isinstance(ran.error, ReadInterrupted)
+    assert str(ran.error) == "%cms events: interrupted, the read was cancelled; ev was not changed"
+    assert shell.user_ns["ev"] == "before"
