@@ -56,7 +56,14 @@ import numpy as np
 
 from cms_magic.errors import ConfigError, InternalError, SendError
 from cms_magic.progress import Progress, ProgressCallback
-from cms_magic.results_text import ResultFacts, result_html, result_repr, summary_line
+from cms_magic.results_text import (
+    ResultFacts,
+    RowArrays,
+    events_frame,
+    result_html,
+    result_repr,
+    summary_line,
+)
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -72,6 +79,7 @@ __all__ = [
     "Resender",
     "SendJob",
     "SendResult",
+    "Settles",
     "Status",
 ]
 
@@ -101,6 +109,77 @@ class RequestRecord:
     latency_ms: float  # of the last attempt
     sent_at: float  # epoch seconds of the last attempt
     outcome: Status
+
+
+@dataclass(frozen=True, slots=True)
+class Settles:
+    """What the rows of one request share, once per settle (a request's end, or one part
+    of a bisected one) instead of once per row: its batch number, attempts, request (an
+    index into the result's request ids, -1 for none) and reason (None for none). A row
+    points at its settle (``group``, -1: no request ended it)."""
+
+    batch: np.ndarray[Any, np.dtype[np.int32]]
+    attempts: np.ndarray[Any, np.dtype[np.uint16]]
+    request: np.ndarray[Any, np.dtype[np.int32]]
+    reason: tuple[str | None, ...]
+
+    @classmethod
+    def none(cls) -> Settles:
+        return cls(
+            np.zeros(0, dtype=np.int32),
+            np.zeros(0, dtype=np.uint16),
+            np.zeros(0, dtype=np.int32),
+            (),
+        )
+
+    def __len__(self) -> int:
+        return len(self.batch)
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.batch.nbytes + self.attempts.nbytes + self.request.nbytes)
+
+    def then(self, other: Settles, *, batch_offset: int, request_offset: int) -> Settles:
+        """These settles followed by ``other``'s, renumbered to follow these."""
+        return Settles(
+            np.concatenate(
+                [self.batch, np.where(other.batch >= 0, other.batch + batch_offset, -1)]
+            ).astype(np.int32),
+            np.concatenate([self.attempts, other.attempts]).astype(np.uint16),
+            np.concatenate(
+                [self.request, np.where(other.request >= 0, other.request + request_offset, -1)]
+            ).astype(np.int32),
+            self.reason + other.reason,
+        )
+
+
+def _settles_of_rows(
+    batch: np.ndarray[Any, Any], attempts: np.ndarray[Any, Any], request: np.ndarray[Any, Any]
+) -> tuple[np.ndarray[Any, Any], Settles]:
+    """Per-row batch, attempts and request index as (group per row, settles)."""
+    n = len(batch)
+    if n == 0:
+        return np.zeros(0, dtype=np.int32), Settles.none()
+    b0, a0, r0 = int(batch[0]), int(attempts[0]), int(request[0])
+    if (batch == b0).all() and (attempts == a0).all() and (request == r0).all():
+        if (b0, a0, r0) == (-1, 0, -1):
+            return np.full(n, -1, dtype=np.int32), Settles.none()
+        one = Settles(
+            np.asarray([b0], dtype=np.int32),
+            np.asarray([a0], dtype=np.uint16),
+            np.asarray([r0], dtype=np.int32),
+            (None,),
+        )
+        return np.zeros(n, dtype=np.int32), one
+    keys = np.stack([np.asarray(batch), np.asarray(attempts), np.asarray(request)], axis=1)
+    unique, inverse = np.unique(keys.astype(np.int64), axis=0, return_inverse=True)
+    settles = Settles(
+        unique[:, 0].astype(np.int32),
+        unique[:, 1].astype(np.uint16),
+        unique[:, 2].astype(np.int32),
+        (None,) * len(unique),
+    )
+    return inverse.reshape(-1).astype(np.int32), settles
 
 
 class Resender(Protocol):
@@ -233,30 +312,44 @@ class SendResult:
         self,
         *,
         status: np.ndarray[Any, Any],
-        batch: np.ndarray[Any, Any],
-        attempts: np.ndarray[Any, Any],
-        reasons: dict[int, str],
-        request_index: np.ndarray[Any, Any],
+        reasons: Mapping[int, str | None],
         request_ids: list[str],
         index: pd.Index | Sequence[Hashable] | None,
         request_records: list[RequestRecord],
         elapsed: float,
+        group: np.ndarray[Any, Any] | None = None,
+        settles: Settles | None = None,
+        batch: np.ndarray[Any, Any] | None = None,
+        attempts: np.ndarray[Any, Any] | None = None,
+        request_index: np.ndarray[Any, Any] | None = None,
         error: SendError | None = None,
         request: ResendSpec | None = None,
         endpoint: str = "",
         cancelled: bool = False,
         possible_duplicate: np.ndarray[Any, Any] | None = None,
     ) -> None:
-        self._status = status
+        """Rows are given either compactly, ``group`` (each row's settle, -1 for none) with
+        ``settles`` (see :class:`Settles`), as the run's builder does, or per row as
+        ``batch`` / ``attempts`` / ``request_index`` arrays (folded into settles here).
+        ``reasons``: reasons of single rows, sparse; they win over their settle's (None:
+        this row has no reason, whatever its settle's)."""
+        n = len(status)
+        self._status: np.ndarray[Any, Any] = np.asarray(status, dtype=np.uint8)
         self._duplicate: np.ndarray[Any, Any] = (
-            np.zeros(len(status), dtype=bool) if possible_duplicate is None else possible_duplicate
+            np.zeros(n, dtype=bool) if possible_duplicate is None else possible_duplicate
         )
-        self._batch = batch
-        self._attempts = attempts
-        self._reasons = reasons
-        self._request_index = request_index
+        if group is None:
+            group, settles = _settles_of_rows(
+                np.full(n, -1, dtype=np.int32) if batch is None else batch,
+                np.zeros(n, dtype=np.uint16) if attempts is None else attempts,
+                np.full(n, -1, dtype=np.int32) if request_index is None else request_index,
+            )
+        self._group: np.ndarray[Any, Any] = np.asarray(group, dtype=np.int32)
+        self._settles: Settles = Settles.none() if settles is None else settles
+        self._reasons: Mapping[int, str | None] = reasons
         self._request_ids = request_ids
         self._index = index
+        self._counts: dict[str, int] | None = None
         self.request_records = request_records
         #: Seconds the send took (all attempts of a retried result together).
         self.elapsed = elapsed
@@ -290,40 +383,46 @@ class SendResult:
         Columns: status, reason, batch, attempts, request_id, possible_duplicate
         (accepted after an earlier attempt that may have stored the row too); after
         :meth:`confirm`, copies (how many the service holds; NA where not looked up).
+        Compact dtypes: status, reason and request_id are categoricals (NaN where a row
+        has none), batch and copies nullable ``Int32``, attempts ``int16``. Built on first
+        use and kept; :meth:`failed_events` gives the rows not accepted without it.
         """
         if self._events_frame is None:
-            import pandas as pd
-
-            n = len(self._status)
-            index = self._index if self._index is not None else pd.RangeIndex(n)
-            reasons = np.full(n, None, dtype=object)
-            if self._reasons:
-                where = np.fromiter(self._reasons.keys(), dtype=np.int64, count=len(self._reasons))
-                reasons[where] = list(self._reasons.values())
-            reasons[(self._status == NOT_SENT) & (reasons == None)] = NOT_SENT_REASON  # noqa: E711
-            ids = np.asarray([*self._request_ids, None], dtype=object)
-            request_id = ids[self._request_index]  # -1 picks the trailing None
-            frame = pd.DataFrame(
-                {
-                    "status": pd.Categorical.from_codes(
-                        self._status.astype(np.int8), categories=pd.Index(list(STATUSES))
-                    ),
-                    "reason": reasons,
-                    "batch": pd.array(np.where(self._batch >= 0, self._batch, 0), dtype="Int64"),
-                    "attempts": self._attempts.astype(np.int64),
-                    "request_id": request_id,
-                    "possible_duplicate": self._duplicate.copy(),
-                },
-                index=index if isinstance(index, pd.Index) else pd.Index(index),
-            )
-            frame.loc[self._batch < 0, "batch"] = pd.NA
-            if self._copies is not None:  # after confirm(): the copies the service holds
-                frame["copies"] = pd.array(
-                    np.where(self._copies >= 0, self._copies, 0), dtype="Int64"
-                )
-                frame.loc[self._copies < 0, "copies"] = pd.NA
-            self._events_frame = frame
+            self._events_frame = events_frame(self._rows())
         return self._events_frame
+
+    def _rows(self) -> RowArrays:
+        return RowArrays(
+            status=self._status,
+            duplicate=self._duplicate,
+            group=self._group,
+            settles=self._settles,
+            reasons=self._reasons,
+            request_ids=self._request_ids,
+            index=self._index,
+            copies=self._copies,
+            not_sent_reason=NOT_SENT_REASON,
+        )
+
+    def failed_events(self, include_unknown: bool = True) -> pd.DataFrame:
+        """The rows of :attr:`events` not accepted (``unknown`` ones unless excluded), built
+        for those rows only: cheap for a large send however many rows were accepted."""
+        if self._events_frame is not None:
+            rows: pd.DataFrame = self._events_frame.iloc[
+                np.flatnonzero(self.failed_mask(include_unknown))
+            ]
+            return rows
+        return events_frame(self._rows(), np.flatnonzero(self.failed_mask(include_unknown)))
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the arrays this result keeps: per row (status, possible duplicate, which
+        request ended it, copies after :meth:`confirm`) and per request (:class:`Settles`).
+        Issue 16: at most 16 bytes a row after a send; not :attr:`events` once built."""
+        arrays = [self._status, self._duplicate, self._group]
+        if self._copies is not None:
+            arrays.append(self._copies)
+        return sum(a.nbytes for a in arrays) + self._settles.nbytes
 
     @property
     def requests(self) -> pd.DataFrame:
@@ -349,18 +448,22 @@ class SendResult:
 
     def counts(self) -> dict[str, int]:
         """How many rows ended in each status (every status, zeros included)."""
-        numbers = np.bincount(self._status, minlength=len(STATUSES))
-        return {name: int(numbers[code]) for code, name in enumerate(STATUSES)}
+        if self._counts is None:  # the rows never change: counted once, a byte at a time
+            self._counts = {
+                name: int(np.count_nonzero(self._status == code))
+                for code, name in enumerate(STATUSES)
+            }
+        return dict(self._counts)
 
     @property
     def ok(self) -> bool:
         """True when every row was accepted (an empty input is ok)."""
-        return bool((self._status == ACCEPTED).all()) and self.error is None
+        return self.counts()["accepted"] == len(self) and self.error is None
 
     @property
     def accepted(self) -> int:
         """How many rows were accepted."""
-        return int((self._status == ACCEPTED).sum())
+        return self.counts()["accepted"]
 
     @property
     def possibly_duplicated(self) -> int:
@@ -382,7 +485,7 @@ class SendResult:
         """
         positions = np.flatnonzero(self.failed_mask(include_unknown))
         if self.request is None:
-            return self.events.iloc[positions]
+            return self.failed_events(include_unknown)
         return self.request.subset(positions)
 
     def retry_mask(
@@ -450,9 +553,9 @@ class SendResult:
 
     def batch_numbers(self) -> np.ndarray[Any, Any]:
         """Each row's request (batch) number, -1 for rows no request carried (read-only)."""
-        view: np.ndarray[Any, Any] = self._batch.view()
-        view.flags.writeable = False
-        return view
+        numbers: np.ndarray[Any, Any] = np.append(self._settles.batch, -1)[self._group]
+        numbers.flags.writeable = False
+        return numbers
 
     def confirm_positions(self) -> np.ndarray[Any, Any]:
         """The rows :meth:`confirm` looks up: ``unknown`` ones and possible duplicates."""
@@ -533,7 +636,7 @@ class SendResult:
             if verdict == "confirmed":
                 status[position] = ACCEPTED
                 duplicate[position] = held > 1
-                reasons.pop(position, None)
+                reasons[position] = None  # not its request's reason any more
             elif verdict == "not_stored":
                 status[position] = NOT_SENT
                 duplicate[position] = False
@@ -544,10 +647,9 @@ class SendResult:
                 reasons[position] = f"unknown: unconfirmed ({found.note or 'read-back gave up'})"
         result = SendResult(
             status=status,
-            batch=self._batch,
-            attempts=self._attempts,
+            group=self._group,
+            settles=self._settles,
             reasons=reasons,
-            request_index=self._request_index,
             request_ids=self._request_ids,
             index=self._index,
             request_records=self.request_records,
@@ -590,21 +692,20 @@ class SendResult:
                 option="positions",
                 value=len(positions),
             )
-        offset = int(self._batch.max()) + 1 if len(self._batch) and self._batch.max() >= 0 else 0
+        batches = self._settles.batch
+        offset = int(batches.max()) + 1 if len(batches) and batches.max() >= 0 else 0
         status = self._status.copy()
-        batch = self._batch.copy()
-        attempts = self._attempts.copy()
-        request_index = self._request_index.copy()
         duplicate = self._duplicate.copy()
         # An unknown row (it may have been stored) accepted by the resend may now be there twice.
         duplicate[positions] = again._duplicate | (
             (self._status[positions] == UNKNOWN) & (again._status == ACCEPTED)
         )
         status[positions] = again._status
-        batch[positions] = np.where(again._batch >= 0, again._batch + offset, -1)
-        attempts[positions] = again._attempts
-        shifted = again._request_index.astype(np.int64)
-        request_index[positions] = np.where(shifted >= 0, shifted + len(self._request_ids), -1)
+        group = self._group.copy()
+        group[positions] = np.where(again._group >= 0, again._group + len(self._settles), -1)
+        settles = self._settles.then(
+            again._settles, batch_offset=offset, request_offset=len(self._request_ids)
+        )
         reasons = dict(self._reasons)
         for p in positions.tolist():
             reasons.pop(p, None)
@@ -620,10 +721,9 @@ class SendResult:
         ]
         return SendResult(
             status=status,
-            batch=batch,
-            attempts=attempts,
+            group=group,
+            settles=settles,
             reasons=reasons,
-            request_index=request_index,
             request_ids=self._request_ids + again._request_ids,
             index=self._index,
             request_records=records,
@@ -656,7 +756,7 @@ class SendResult:
         """True when :meth:`retry` would send something that may succeed now: rows not sent,
         a result made by a send, and no error (refused credentials) that would stop it again."""
         return (
-            bool((self._status == NOT_SENT).any())
+            self.counts()["not_sent"] > 0
             and self.error is None
             and self.request is not None
             and self.request.sender is not None
@@ -705,7 +805,9 @@ class SendResult:
         """The counts in colour, where the events went, and the first rows not accepted
         with their reasons; not the summary line (a progress bar has shown it)."""
         positions = np.flatnonzero(self.failed_mask())[:5]
-        failed = self.events.iloc[positions][["status", "reason"]] if len(positions) else None
+        failed = (
+            events_frame(self._rows(), positions)[["status", "reason"]] if len(positions) else None
+        )
         methods = ".events, .requests" + (", .failed()" if len(positions) else "")
         if self.counts()["unknown"] and self.request is not None and self.request.sender:
             methods += ", .confirm()"

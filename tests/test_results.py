@@ -54,22 +54,43 @@ def test_result_frames_and_html() -> None:
     assert body["name"] == "ev0"
 
 
+def _reachable(root: object, depth: int, *, besides: object = None) -> list[object]:
+    """Objects reachable from ``root`` in ``depth`` steps of gc.get_referents, not through
+    ``besides``."""
+    seen: dict[int, object] = {id(root): root, id(besides): besides}
+    frontier = [root]
+    for _ in range(depth):
+        frontier = [r for o in frontier for r in gc.get_referents(o) if id(r) not in seen]
+        seen.update((id(r), r) for r in frontier)
+    return list(seen.values())
+
+
 def test_a_result_keeps_its_input_and_options_not_the_run(monkeypatch: pytest.MonkeyPatch) -> None:
     runs: list[weakref.ref[Run]] = []
+    parts: list[weakref.ref[Any]] = []
 
     class Watched(Run):
         def __init__(self, *args: Any, **kw: Any) -> None:
             super().__init__(*args, **kw)
             runs.append(weakref.ref(self))
+            # its prepared input, the chunks it streams and its result builder
+            parts.extend(map(weakref.ref, (self.prepared, self.prepared.chunks, self.builder)))
 
     monkeypatch.setattr(client_module, "Run", Watched)
-    emulator = Emulator(qps=0)
+    emulator = Emulator(qps=0, poison_marker="BAD")
     client = no_sleep_client(emulator.handle_request)
-    df = frame(20)
+    df = frame(250)
+    df.loc[7, "content"] = "BAD"
     result = client.send(df, content_col="content", dry_run=False)
     gc.collect()
     assert len(runs) == 1
     assert runs[0]() is None  # the run (its per-row buffers, its queue) is gone
+    assert [part() for part in parts] == [None, None, None]
+    # Nothing reachable from the result is a numpy array of someone else's buffer: each
+    # per-row array owns its memory (a view would keep the run's buffer alive).
+    for held in _reachable(result, 3, besides=result.request):  # (the input is the user's)
+        if isinstance(held, np.ndarray) and held.size:
+            assert held.base is None or not isinstance(held.base, np.ndarray)
     spec = result.request
     assert isinstance(spec, ResendSpec)
     assert spec.data is df

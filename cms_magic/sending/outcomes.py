@@ -1,7 +1,8 @@
 """Collecting the outcome of every row while a send runs (the run's second idea).
 
-:class:`ResultBuilder` keeps compact arrays, one byte of status per input row
-and reasons only for rows that have one; workers settle rows as their requests
+:class:`ResultBuilder` keeps compact arrays (6 bytes per input row: status, possible
+duplicate, which settle ended it; a request's batch, attempts, id and reason once per
+request) and reasons of single rows only for rows that have one; workers settle rows as their requests
 end, progress reads the counts in O(1), and :meth:`ResultBuilder.build` makes the
 read-only :class:`~cms_magic.results.SendResult`.
 """
@@ -23,6 +24,7 @@ from cms_magic.results import (
     RequestRecord,
     ResendSpec,
     SendResult,
+    Settles,
     Status,
 )
 
@@ -33,18 +35,30 @@ __all__ = ["ResultBuilder"]
 
 
 class ResultBuilder:
-    """Collects per-row outcomes during a send; thread-safe, O(1 byte) per row."""
+    """Collects per-row outcomes during a send; thread-safe, 6 bytes per row.
+
+    A row keeps its status (1 byte), whether it may be held twice (1 byte) and which
+    *settle* ended it (4 bytes): the batch number, the attempts, the request id and the
+    reason are the same for every row of one request, so they are kept once per settle
+    (:class:`~cms_magic.results.Settles`), not once per row. Only reasons of single rows
+    (a row rejected before any request) are kept per row, in a sparse dict.
+    """
 
     def __init__(self, total: int, index: pd.Index | Sequence[Hashable] | None = None) -> None:
         self.total = total
-        self.index = index
+        self.index = index  # the input's own index, by reference (never copied)
         self.status = np.full(total, NOT_SENT, dtype=np.uint8)
-        self.batch = np.full(total, -1, dtype=np.int32)
-        self.attempts = np.zeros(total, dtype=np.uint16)
+        #: Which settle ended each row (-1: none, rejected before any request or not sent).
+        self.group = np.full(total, -1, dtype=np.int32)
         #: Accepted after an earlier attempt that may have stored the row too.
         self.duplicate = np.zeros(total, dtype=bool)
+        #: Reasons of single rows (rejected before any request), sparse.
         self.reasons: dict[int, str] = {}
-        self.request_index = np.full(total, -1, dtype=np.int32)  # into request_ids
+        # One entry per settle: its batch, attempts, request (into request_ids), reason.
+        self._batches: list[int] = []
+        self._attempts: list[int] = []
+        self._requests: list[int] = []
+        self._reasons: list[str | None] = []
         self.request_ids: list[str] = []
         self.requests: list[RequestRecord] = []
         #: Why the whole send stopped (refused credentials, unreadable input), or None.
@@ -54,16 +68,17 @@ class ResultBuilder:
         self._counts = np.zeros(len(STATUSES), dtype=np.int64)
         self._counts[NOT_SENT] = total
         # Rows given a status by the run (a row not yet settled is pending, not "not sent").
-        self._settled = np.zeros(total, dtype=bool)
         self._settled_count = 0
 
     def _set_status(self, where: np.ndarray[Any, Any], code: int) -> None:
         """Change the status of rows ``where`` (lock held), keeping the counts exact."""
-        self._counts -= np.bincount(self.status[where], minlength=len(STATUSES))
+        before = self.status[where]
+        self._counts -= np.bincount(before, minlength=len(STATUSES))
         self._counts[code] += len(where)
+        # A row is settled once it has a settle or a status other than the initial one.
+        fresh = (before == NOT_SENT) & (self.group[where] < 0)
+        self._settled_count += int(np.count_nonzero(fresh))
         self.status[where] = code
-        self._settled_count += int(np.count_nonzero(~self._settled[where]))
-        self._settled[where] = True
 
     def reject(self, rejected: dict[int, str]) -> None:
         """Rows that cannot become (or fit in) a request, with their reasons."""
@@ -72,6 +87,7 @@ class ResultBuilder:
         with self._lock:
             where = np.fromiter(rejected.keys(), dtype=np.int64, count=len(rejected))
             self._set_status(where, REJECTED)
+            self.group[where] = -1
             self.reasons.update(rejected)
 
     def settle(
@@ -87,23 +103,24 @@ class ResultBuilder:
     ) -> None:
         """Give rows of one request their final status (one reason for all of them);
         ``possible_duplicate``: accepted after an attempt that may have stored them too."""
-        if not positions:
+        if not len(positions):
             return
         where = np.asarray(positions, dtype=np.int64)
         with self._lock:
             self._set_status(where, CODES[status])
-            self.batch[where] = batch
-            self.attempts[where] = attempts
-            self.duplicate[where] = possible_duplicate
-            if reason is None:
-                if self.reasons:
-                    for position in positions:
-                        self.reasons.pop(position, None)
-            else:
-                self.reasons.update(dict.fromkeys(positions, reason))
+            self.group[where] = len(self._batches)
+            self._batches.append(batch)
+            self._attempts.append(attempts)
+            self._reasons.append(reason)
             if request_id is not None:
-                self.request_index[where] = len(self.request_ids)
+                self._requests.append(len(self.request_ids))
                 self.request_ids.append(request_id)
+            else:
+                self._requests.append(-1)
+            self.duplicate[where] = possible_duplicate
+            if self.reasons:  # a row's own reason gives way to its request's
+                for position in where.tolist():
+                    self.reasons.pop(position, None)
 
     def add_request(self, record: RequestRecord) -> None:
         with self._lock:
@@ -136,13 +153,20 @@ class ResultBuilder:
         endpoint: str = "",
         cancelled: bool = False,
     ) -> SendResult:
+        """The read-only result: copies of the per-row arrays (the builder, and the run
+        holding it, are freed after the send; nothing of theirs stays with the result)."""
         with self._lock:
+            settles = Settles(
+                batch=np.asarray(self._batches, dtype=np.int32),
+                attempts=np.asarray(self._attempts, dtype=np.uint16),
+                request=np.asarray(self._requests, dtype=np.int32),
+                reason=tuple(self._reasons),
+            )
             result = SendResult(
                 status=self.status.copy(),
-                batch=self.batch.copy(),
-                attempts=self.attempts.copy(),
+                group=self.group.copy(),
+                settles=settles,
                 reasons=dict(self.reasons),
-                request_index=self.request_index.copy(),
                 request_ids=list(self.request_ids),
                 index=self.index,
                 request_records=sorted(self.requests, key=lambda r: r.batch),
