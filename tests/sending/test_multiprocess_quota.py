@@ -1,8 +1,7 @@
 """Two and three processes on one key share the account's quota (issue 16, Done when).
 
-Each process is a real ``cms_magic`` send (``Client.send``, the run as it is) whose
-``quota=`` is the bucket :func:`~cms_magic.sending.quota.resolve_quota` makes from the
-spec, all sending with the emulator's demo key to ONE emulator enforcing 20 requests/s.
+Each process is a real ``cms_magic`` send (``Client(..., quota=spec).send``, as a user
+writes it), all sending with the emulator's demo key to ONE emulator enforcing 20 requests/s.
 With the host-wide file bucket they share one ``CMS_MAGIC_QUOTA_DIR``; with Redis each
 has its own directory (they cannot share the file: "hosts"), and only the Redis server
 joins them. Every process waits for "go" on stdin, so they send at the same time.
@@ -34,12 +33,10 @@ import json, sys, time
 import pandas as pd
 from cms_magic.emulator import demo_credentials
 from cms_magic.sending.client import Client
-from cms_magic.sending.quota import resolve_quota
-
 url, spec, rows, marker = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 demo = demo_credentials()
-bucket = resolve_quota(spec, demo.quota_key, 20)
-client = Client(url, credentials=demo, qps=20, quota=bucket, timeout=10)
+client = Client(url, credentials=demo, qps=20, quota=spec, timeout=10)  # as a user writes it
+bucket = client.quota_bucket()
 frame = pd.DataFrame({
     "name": [f"ev{i % 7}" for i in range(rows)],
     "content": [f"{marker}-{i}" for i in range(rows)],
