@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from bench_credentials import bench_import, bench_signing
 from bench_journal import bench_journal
+from bench_processes import bench_processes
 from common import Config, Row, mb, rate, spread, verdict
 
 import cms_magic
@@ -924,6 +925,7 @@ REGISTRY: dict[int, tuple[str, Callable[[Config], list[Row]]]] = {
     6: ("signing with refreshing credentials", bench_signing),
     7: ("import cms_magic", bench_import),
     10: ("journal overhead and size", bench_journal),
+    11: ("two processes sharing one quota", bench_processes),
 }
 
 
