@@ -113,9 +113,9 @@ class ReadBackActions(Controls):
         tab's target with its credentials: the histogram, the first events and how many
         (``events_read``). A mistake in a field is said next to Read, naming the field."""
         tab = self.events_tab
+        if tab.reading:  # its outcome will show; the button is disabled meanwhile
+            raise ConfigError("a read is already running: wait for it")
         try:
-            if tab.reading:
-                raise ConfigError("a read is already running: wait for it")
             filters = tab.filters()
             source = self._now
             if source is None:

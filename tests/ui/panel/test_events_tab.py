@@ -23,9 +23,10 @@ import pandas as pd
 import pytest
 
 from cms_magic.emulator import Faults, demo_credentials
+from cms_magic.errors import ConfigError
 from cms_magic.ui.panel.events import EventsTab, check_filters
 from cms_magic.ui.panel.panel import PUBLIC, TABS, Panel
-from tests.ui.panel._support import SECRET, env_credentials, frame, widget_state
+from tests.ui.panel._support import SECRET, GatedServer, env_credentials, frame, widget_state
 
 # ----------------------------------------------------------------- the tab and its filters
 
@@ -385,3 +386,23 @@ def test_a_denied_confirm_leaves_the_rows_unknown_and_names_the_ram_action(
     assert "missing RAM permission cms:DescribeCustomEventAttribute" in note
     assert not panel.confirm_button.disabled  # it may be tried again
     assert panel.retry_button.disabled  # nothing is known not stored
+
+
+def test_read_runs_off_the_kernels_thread(gated: GatedServer) -> None:
+    panel = Panel(frame(3), namespace={}, credentials_resolver=env_credentials)
+    panel.custom_endpoint.value = gated.url  # holds every answer until the gate opens
+    tab = panel.events_tab
+    panel.read_button.click()
+    assert gated.arrived.acquire(timeout=10)  # the first call is in flight...
+    assert tab.reading  # ...and the kernel's thread is free
+    assert tab.read_button.disabled
+    assert "reading " in tab.status.value
+    with pytest.raises(ConfigError, match=r"^a read is already running: wait for it$"):
+        panel.read_events()  # a second Read while one runs (a script: the button is disabled)
+    assert "reading " in tab.status.value
+    gated.gate.set()  # the gated server answers as an upload endpoint: not an OpenAPI answer
+    assert panel.wait(30)
+    assert not panel.events_tab.reading  # (another expression: mypy narrowed tab.reading)
+    assert not tab.read_button.disabled
+    assert "✖ not read: DescribeCustomEventHistogram" in tab.status.value
+    assert panel.events_read is None
