@@ -150,10 +150,11 @@ class Target:
         explicit: Credentials | RefreshingCredentials | None = None,
     ) -> Credentials | RefreshingCredentials:
         """The credentials that apply: ``explicit`` if given; the emulator's demo key for the
-        local emulator; else what :func:`~cms_magic.resolve_credentials` finds (``profile``)."""
+        local emulator (and a loopback URL, unless a ``profile`` is named: an emulator there
+        may hold a role for it); else what :func:`~cms_magic.resolve_credentials` finds."""
         if explicit is not None:
             return explicit
-        if self.is_local:
+        if self.is_local and (self.kind == "local" or profile is None):
             if profile is not None:
                 raise ConfigError(
                     "does not apply to the local emulator, which takes its own demo key",

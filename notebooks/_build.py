@@ -1153,11 +1153,130 @@ CELL_OUTPUT = notebook(
 )
 
 
+# --------------------------------------------------------------------------- 05 roles and read-back
+
+ROLES = notebook(
+    md(
+        "intro",
+        """\
+        # Role credentials, refreshed during long sends, and reading events back
+
+        Inside Alibaba Cloud most notebooks have no AccessKey of their own: an ECS or
+        PAI-DSW instance has a RAM role, a pod on ACK has RRSA (OIDC), a team has a
+        `RamRoleArn` profile. `cms_magic` takes those credentials as they are
+        (README, *Credentials*), refreshes them ahead of expiry during a long send,
+        and says where they come from with `%cms whoami`. This notebook uses a
+        `ram_role_arn` profile against the local emulator, which also answers STS
+        `AssumeRole`, then reads the events back with the CloudMonitor OpenAPI.
+        """,
+    ),
+    md("load-md", "## 1. Load the extension"),
+    code("load", "%load_ext cms_magic"),
+    md("real-cloud-md", REAL_CLOUD_MD.replace("## Where", "## 2. Where")),
+    code("real-cloud", REAL_CLOUD_CODE),
+    md(
+        "role-md",
+        """\
+        ## 3. A role profile
+
+        For the emulator, a throwaway `credentials.ini` holds a `ram_role_arn` profile:
+        the emulator's public demo key, allowed to assume a role. Credentials minted by
+        the emulator's STS live 15 minutes here. On the real cloud, keep your own
+        profile (in `~/.alibabacloud/credentials.ini` or `aliyun configure --mode
+        RamRoleArn`) and set `PROFILE` to its name. `%cms whoami` asks the source for
+        credentials and says which role, which profile and when they expire: never
+        the secret or the token.
+        """,
+    ),
+    code(
+        "role",
+        """\
+        import pathlib
+        import tempfile
+
+        PROFILE = "cms-writer"
+        if not USE_REAL_CLOUD:
+            from cms_magic.emulator import embedded
+
+            server = embedded(sts_lifetime=900)  # the local emulator answers STS too
+            demo = server.credentials
+            folder = pathlib.Path(tempfile.mkdtemp(prefix="cms-magic-demo-"))
+            (folder / "credentials.ini").write_text(
+                f"[{PROFILE}]\\n"
+                "type = ram_role_arn\\n"
+                f"access_key_id = {demo.access_key_id}\\n"
+                f"access_key_secret = {demo.access_key_secret.reveal()}\\n"
+                "role_arn = acs:ram::1234567890123456:role/cms-writer\\n"
+                "role_session_name = notebook\\n",
+                encoding="utf-8",
+            )
+            os.environ["ALIBABA_CLOUD_CREDENTIALS_FILE"] = str(folder / "credentials.ini")
+            os.environ["CMS_MAGIC_STS_ENDPOINT"] = server.sts_url
+            %config CmsMagic.endpoint = server.url
+        %config CmsMagic.profile = PROFILE
+        %cms whoami""",
+    ),
+    md(
+        "send-md",
+        """\
+        ## 4. Send with the role's credentials
+
+        Every request is signed with one whole set of temporary credentials; a long send
+        gets fresh ones in the background before these expire.
+        """,
+    ),
+    code(
+        "send",
+        """\
+        import pandas as pd
+
+        deploys = pd.DataFrame(
+            {
+                "service": ["checkout", "search", "payments"],
+                "message": ["deployed v2.15.1", "deployed v8.0.3", "rolled back to v1.9.9"],
+            }
+        )""",
+    ),
+    code(
+        "send-cell",
+        """\
+        %%cms_event --name deploy_event --content-template "{service}: {message}"
+        deploys""",
+    ),
+    md(
+        "read-md",
+        """\
+        ## 5. Read the events back
+
+        `cms_magic.query_events` pages through `DescribeCustomEventAttribute` and returns
+        a DataFrame (tz-aware times, integer group ids, the event id); `count_events`
+        and `event_histogram` count them. The same target and profile as the send.
+        """,
+    ),
+    code(
+        "read",
+        """\
+        import cms_magic
+
+        target = {"endpoint": server.url} if not USE_REAL_CLOUD else {"region": REGION}
+        stored = cms_magic.query_events("deploy_event", since="1h", profile=PROFILE, **target)
+        print(f"{len(stored)} deploy events in the last hour")
+        stored[["time", "name", "group_id", "content"]]""",
+    ),
+    code(
+        "count",
+        """\
+        cms_magic.count_events("deploy_event", since="1h", profile=PROFILE, **target)""",
+    ),
+)
+
+
 NOTEBOOKS = {
     "01-quickstart.ipynb": QUICKSTART,
     "02-bulk-report.ipynb": BULK,
     "03-explore-regions.ipynb": REGIONS,
     "04-cell-output-events.ipynb": CELL_OUTPUT,
+    "05-roles-and-read-back.ipynb": ROLES,
 }
 
 

@@ -39,6 +39,7 @@ NAMES = [
     "02-bulk-report.ipynb",
     "03-explore-regions.ipynb",
     "04-cell-output-events.ipynb",
+    "05-roles-and-read-back.ipynb",
 ]
 
 # A canary pair, shaped like real credentials, in the kernel's environment.
@@ -202,11 +203,26 @@ def check_cell_output(nb: Any) -> None:
     assert "backup_failed" in received
 
 
+def check_roles(nb: Any) -> None:
+    whoami = printed(nb, "role")
+    assert "credentials: STS.****" in whoami or "credentials: AccessKey STS.****" in whoami
+    assert "ram_role_arn" in whoami
+    assert "acs:ram::1234567890123456:role/cms-writer" in whoami
+    assert "with an STS token, expires " in whoami
+    assert "(in 15 min)" in whoami
+    assert "3/3 events accepted" in said(nb, "send-cell")
+    assert "3 deploy events in the last hour" in printed(nb, "read")
+    (frame,) = shown(nb, "read")
+    assert "payments: rolled back to v1.9.9" in frame
+    assert shown(nb, "count") == ["3"]
+
+
 CHECKS: dict[str, Callable[[Any], None]] = {
     "01-quickstart.ipynb": check_quickstart,
     "02-bulk-report.ipynb": check_bulk,
     "03-explore-regions.ipynb": check_regions,
     "04-cell-output-events.ipynb": check_cell_output,
+    "05-roles-and-read-back.ipynb": check_roles,
 }
 
 

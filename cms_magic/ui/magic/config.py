@@ -281,7 +281,7 @@ class CmsMagicConfig(Magics):
     def credentials(self, target: Target | None, profile: str | None = None) -> AnyCredentials:
         """The credentials for ``target``: the demo key for the emulator, else the profile
         (the flag's, else ``%config``'s) or what the environment holds."""
-        if target is not None and target.is_local:
+        if target is not None and target.kind == "local":
             return target.credentials(profile=profile)  # --profile here is an error
         chosen = profile if profile is not None else self.profile
         if target is None:
