@@ -82,9 +82,7 @@ def _calls(server: Any, source: str) -> int:
 def test_sends_of_30_s_at_the_quota_with_10_s_credentials_from_every_source(
     tmp_path: Path, make_emulator: Callable[..., Any]
 ) -> None:
-    frame = pd.DataFrame(
-        {"name": "long_send", "content": [f"row {i}" for i in range(ROWS)]}
-    )
+    frame = pd.DataFrame({"name": "long_send", "content": [f"row {i}" for i in range(ROWS)]})
     jobs = {}
     servers = {}
     credentials: dict[str, RefreshingCredentials] = {}
@@ -97,9 +95,7 @@ def test_sends_of_30_s_at_the_quota_with_10_s_credentials_from_every_source(
         assert isinstance(found, RefreshingCredentials), source
         assert found.fetches == 0  # resolving contacted nothing
         client = Client(server.url, credentials=found, qps=QPS)
-        jobs[source] = client.send(
-            frame, name_col="name", content_col="content", background=True
-        )
+        jobs[source] = client.send(frame, name_col="name", content_col="content", background=True)
         servers[source], credentials[source] = server, found
 
     for source, job in jobs.items():
