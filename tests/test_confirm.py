@@ -21,6 +21,9 @@ show, and rows never stored are "not stored" only once their lag has passed.
 from __future__ import annotations
 
 import collections
+import contextlib
+import socket
+import threading
 from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -52,7 +55,8 @@ def rows_frame(n: int, *, timed: bool, repeat: int = 1) -> pd.DataFrame:
     frame = pd.DataFrame({"name": "confirm", "content": [f"row-{k:04d} 内容" for k in keys]})
     if timed:
         frame["time"] = [BASE + timedelta(milliseconds=7 * k) for k in keys]
-    return frame
+    out: pd.DataFrame = frame
+    return out
 
 
 def sender(server: Any, **options: Any) -> Client:
@@ -75,7 +79,8 @@ def send(client: Client, frame: pd.DataFrame) -> SendResult:
     mapping: dict[str, Any] = {"name_col": "name", "content_col": "content"}
     if "time" in frame:
         mapping["time_col"] = "time"
-    return client.send(frame, progress=False, **mapping)
+    result: SendResult = client.send(frame, progress=False, **mapping)
+    return result
 
 
 def held(server: Any) -> collections.Counter[str]:
@@ -91,6 +96,12 @@ def _everything() -> Any:
     return EventQuery()
 
 
+def _input(result: SendResult) -> pd.DataFrame:
+    assert result.request is not None
+    frame: pd.DataFrame = result.request.data
+    return frame
+
+
 def statuses(result: SendResult) -> list[str]:
     return result.events["status"].astype(str).tolist()
 
@@ -100,7 +111,7 @@ def check_verdicts(
 ) -> None:
     """Every row checked ends accepted (with the copies held) or not_sent (none held)."""
     frame = confirmed.events
-    contents = result.request.data["content"].tolist()
+    contents = _input(result)["content"].tolist()
     multiplicity = collections.Counter(contents)
     assert "unknown" not in statuses(confirmed), confirmed.summary()
     for position in np.flatnonzero(result.events["status"].astype(str) == "unknown").tolist():
@@ -154,7 +165,7 @@ def test_every_unknown_row_gets_the_verdict_the_store_proves(
 
     final = confirmed.retry()
     assert statuses(final) == ["accepted"] * 30, final.summary()
-    assert held(server) == collections.Counter(result.request.data["content"]), "not exactly once"
+    assert held(server) == collections.Counter(_input(result)["content"]), "not exactly once"
 
 
 @pytest.mark.parametrize("timed", [True, False], ids=["time-col", "service-stamped"])
@@ -191,9 +202,113 @@ def test_confirm_of_a_result_without_unknown_rows_looks_nothing_up(
     server = make_emulator()
     result = send(sender(server), rows_frame(5, timed=True))
     calls: list[Any] = []
-    confirmed = result.confirm(lookup=lambda *a: calls.append(a) or [])
+
+    def lookup(*args: Any) -> list[StoredEvent]:
+        calls.append(args)
+        return []
+
+    confirmed = result.confirm(lookup=lookup)
     assert calls == []
     assert statuses(confirmed) == ["accepted"] * 5
+
+
+class Front:
+    """A TCP front for an emulator on 127.0.0.1: while ``swallow`` is set, each new
+    connection is read and never answered nor forwarded (a timeout before anything is
+    stored); after, each new connection is piped to the emulator. Every socket has a
+    timeout; ``close()`` stops it."""
+
+    def __init__(self, target: str) -> None:
+        self.target = ("127.0.0.1", int(target.rsplit(":", 1)[1]))
+        self.swallow = True
+        self.swallowed = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.1)
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = [threading.Thread(target=self._accept)]
+        self._threads[0].start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            conn.settimeout(5.0)
+            worker = threading.Thread(target=self._handle, args=(conn, self.swallow))
+            self._threads.append(worker)
+            worker.start()
+
+    def _handle(self, conn: socket.socket, swallow: bool) -> None:
+        with conn:
+            if swallow:
+                self.swallowed += 1
+                with contextlib.suppress(OSError):
+                    while conn.recv(65536):
+                        pass
+                return
+            with socket.create_connection(self.target, timeout=5.0) as upstream:
+                back = threading.Thread(target=_pipe, args=(upstream, conn))
+                back.start()
+                _pipe(conn, upstream)
+                back.join(6.0)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        for thread in self._threads:
+            thread.join(6.0)
+
+
+def _pipe(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+    with contextlib.suppress(OSError):
+        sink.shutdown(socket.SHUT_WR)
+
+
+@pytest.mark.parametrize("timed", [True, False], ids=["time-col", "service-stamped"])
+def test_a_timeout_before_storing_is_not_stored_and_resent_once(
+    make_emulator: Callable[..., Any], timed: bool
+) -> None:
+    """The request reaches a front that never answers (the client times out: ``unknown``)
+    and nothing is stored; read back through the front once it forwards: not stored,
+    and the retry stores each row once."""
+    server = make_emulator()
+    front = Front(server.url)
+    try:
+        client = Client(
+            front.url,
+            credentials=server.credentials,
+            qps=0,
+            concurrency=4,
+            timeout=TIMEOUT,
+            retry=POLICY,
+            random=lambda: 0.5,
+            quota="off",
+            max_events=10,
+        )
+        frame = rows_frame(30, timed=timed)
+        result = send(client, frame)
+        assert statuses(result) == ["unknown"] * 30, result.summary()
+        assert front.swallowed >= 1
+        assert sum(held(server).values()) == 0
+        front.swallow = False
+        confirmed = result.confirm(wait=5, poll=0.05, lag=0)
+        assert statuses(confirmed) == ["not_sent"] * 30, confirmed.summary()
+        assert confirmed.events["copies"].tolist() == [0] * 30
+        final = confirmed.retry()
+        assert statuses(final) == ["accepted"] * 30, final.summary()
+        assert held(server) == collections.Counter(frame["content"])
+    finally:
+        front.close()
 
 
 # ------------------------------------------------------------------ the hostile server
@@ -352,7 +467,8 @@ def send_dry(client: Client, frame: pd.DataFrame) -> SendResult:
     mapping: dict[str, Any] = {"name_col": "name", "content_col": "content"}
     if "time" in frame:
         mapping["time_col"] = "time"
-    return client.send(frame, progress=False, dry_run=True, **mapping)
+    result: SendResult = client.send(frame, progress=False, dry_run=True, **mapping)
+    return result
 
 
 def _code(status: str) -> Any:
@@ -424,4 +540,4 @@ def test_a_failed_read_back_leaves_rows_unconfirmed_with_why() -> None:
 def test_bad_waits_are_refused(option: str) -> None:
     result = _result_with(rows_frame(1, timed=True), ["unknown"], [False])
     with pytest.raises(ConfigError, match=option):
-        confirm(result, lambda *a: [], **{option: -1})
+        confirm(result, lambda *a: [], **{option: -1.0})  # type: ignore[arg-type]
