@@ -234,10 +234,10 @@ class _Group:
         return found, False
 
 
-def _groups(result: Checked, rows: Sequence[Wanted], checked: np.ndarray[Any, Any]) -> list[_Group]:
+def _groups(
+    result: Checked, rows: Sequence[Wanted], checked: np.ndarray[Any, Any], duplicates: set[int]
+) -> list[_Group]:
     by_key: dict[tuple[str, int | None, str, int | None], _Group] = {}
-    accepted_all = set(result.accepted_positions(exclude=np.empty(0, dtype=np.int64)).tolist())
-    duplicates = {w.position for w in rows if w.position in accepted_all}
     for row in rows:
         group = by_key.get(row.key)
         if group is None:
@@ -278,7 +278,9 @@ def confirm(
     rows = wanted_events(result, checked) if len(checked) else []
     skew_ms, lag_ms = int(skew * 1000), int(lag * 1000)
     by_name: defaultdict[str, list[_Group]] = defaultdict(list)
-    for group in _groups(result, rows, checked):
+    accepted_all = set(result.accepted_positions(exclude=np.empty(0, dtype=np.int64)).tolist())
+    duplicates = {w.position for w in rows if w.position in accepted_all}  # accepted already
+    for group in _groups(result, rows, checked, duplicates):
         by_name[group.key[0]].append(group)
 
     deadline_ms = int(clock() * 1000) + int(wait * 1000)
@@ -348,6 +350,9 @@ def confirm(
                 "identical rows, one a possible duplicate: which of them the copies are "
                 "cannot be told"
             ] += 1
+        elif position in duplicates:  # the service accepted it: never "not stored"
+            verdicts.append("unconfirmed")
+            why["accepted, yet not found by the read-back"] += 1
         elif looked_ms >= wanted.sent_ms + lag_ms:
             verdicts.append("not_stored")
             copies[i] = 0

@@ -523,6 +523,15 @@ def test_a_possible_duplicate_and_an_unknown_identical_row_are_not_guessed() -> 
     assert found.verdicts == ["confirmed", "not_stored"]
 
 
+def test_an_accepted_possible_duplicate_is_never_called_not_stored() -> None:
+    """Not found (the lag was too short, a clock far off): unconfirmed, not resent."""
+    result = _result_with(rows_frame(2, timed=True), ["accepted", "unknown"], [True, False])
+    found = confirm(result, lambda *a: [], wait=0, lag=0)
+    assert found.verdicts == ["unconfirmed", "not_stored"]
+    assert found.note is not None
+    assert "accepted, yet not found" in found.note
+
+
 def test_a_failed_read_back_leaves_rows_unconfirmed_with_why() -> None:
     frame = rows_frame(3, timed=True)
     result = _result_with(frame, ["unknown"] * 3, [False] * 3)
