@@ -30,12 +30,12 @@ import pytest
 if not os.environ.get("CI"):  # the test extra has it; in CI a missing oracle fails
     pytest.importorskip("alibabacloud_cms20190101")
 
-from alibabacloud_cms20190101 import models as cms_models
-from alibabacloud_cms20190101.client import Client as SdkClient
-from alibabacloud_tea_openapi import utils_models as openapi_models
-from alibabacloud_tea_openapi.exceptions import ClientException
-from alibabacloud_tea_openapi.utils import Utils as SdkUtils
-from darabonba.core import DaraCore
+from alibabacloud_cms20190101 import models as cms_models  # type: ignore[import-untyped]
+from alibabacloud_cms20190101.client import Client as SdkClient  # type: ignore[import-untyped]
+from alibabacloud_tea_openapi import utils_models as openapi_models  # type: ignore[import-untyped]
+from alibabacloud_tea_openapi.exceptions import ClientException  # type: ignore[import-untyped]
+from alibabacloud_tea_openapi.utils import Utils as SdkUtils  # type: ignore[import-untyped]
+from darabonba.core import DaraCore  # type: ignore[import-untyped]
 
 from cms_magic.credentials import Credentials
 from cms_magic.emulator.service import demo_credentials
@@ -364,7 +364,7 @@ def test_our_rpc_v2_signature_is_the_sdks(
 def test_our_signer_matches_the_sdk_with_a_security_token() -> None:
     """An STS triple: the SDK's pure step (``Utils.get_authorization``) over a request it
     built, no network; the token header is signed by both."""
-    from darabonba.request import DaraRequest
+    from darabonba.request import DaraRequest  # type: ignore[import-untyped]
 
     keys = Credentials("STS.oracleKeyId", "oracle-secret", "oracle-token/with+chars==")
     request = DaraRequest()
