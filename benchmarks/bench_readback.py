@@ -48,7 +48,7 @@ _CONTENTS = (
 
 def _sdk_available() -> bool:
     try:
-        import alibabacloud_cms20190101.client  # noqa: F401
+        import alibabacloud_cms20190101.client  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         return False
     return True
@@ -130,7 +130,7 @@ def _ours(url: str, events: int) -> Any:
 
 def _sdk_client(url: str) -> Any:
     from alibabacloud_cms20190101.client import Client
-    from alibabacloud_tea_openapi import utils_models
+    from alibabacloud_tea_openapi import utils_models  # type: ignore[import-untyped]
 
     from cms_magic.emulator import DEMO_ACCESS_KEY_ID, DEMO_ACCESS_KEY_SECRET
 
