@@ -26,6 +26,7 @@ from cms_magic.settings import (
 )
 
 __all__ = [
+    "JOURNAL_OPTIONS",
     "MAPPING_OPTIONS",
     "OPTIONS",
     "READ_COMMANDS",
@@ -41,7 +42,7 @@ __all__ = [
     "read_keywords",
 ]
 
-Group = Literal["mapping", "target", "send", "read"]
+Group = Literal["mapping", "target", "send", "read", "journal"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,17 +294,41 @@ _READ: Final = (
     ),
 )
 
+_JOURNAL: Final = (
+    Option(
+        "journal",
+        "Record the send in this file (SQLite) so that, after a crash or a kill, the same "
+        "send run again resumes: accepted rows skipped, never-sent rows sent, rows in "
+        "flight reported unknown.",
+        str,
+        "journal",
+        "Journal file",
+        metavar="FILE",
+    ),
+    Option(
+        "confirm",
+        "With a journal: look up the rows in flight at a crash by read-back before "
+        "resending, so only those the service does not hold are sent again.",
+        bool,
+        "journal",
+        "Confirm in-flight rows",
+    ),
+)
+
 #: Every option, in the order the skins show them (a read filter that is also a mapping
 #: option, ``name`` and ``group_id``, has one flag and label: it is listed once).
 OPTIONS: Final[tuple[Option, ...]] = (
     *_MAPPING,
     *_TARGET,
     *_SEND,
+    *_JOURNAL,
     *(o for o in _READ if o.name not in {m.name for m in _MAPPING}),
 )
 MAPPING_OPTIONS: Final[tuple[Option, ...]] = _MAPPING
 TARGET_OPTIONS: Final[tuple[Option, ...]] = _TARGET
 SEND_OPTIONS: Final[tuple[Option, ...]] = _SEND
+#: A send's journal (issue 16): options of the send call, not of the client.
+JOURNAL_OPTIONS: Final[tuple[Option, ...]] = _JOURNAL
 #: The read-back filters (issue 15): the keywords of :func:`cms_magic.query_events`,
 #: :func:`~cms_magic.count_events` and :func:`~cms_magic.event_histogram`, worded for reads.
 READ_OPTIONS: Final[tuple[Option, ...]] = _READ

@@ -48,6 +48,7 @@ from cms_magic.ui.cli.read import add_read_commands, run_read
 from cms_magic.ui.cli.send import cli_subject, err, out, run_send
 from cms_magic.ui.cli.tables import read_table, write_table
 from cms_magic.ui.options import (
+    JOURNAL_OPTIONS,
     MAPPING_OPTIONS,
     READ_COMMANDS,
     SEND_OPTIONS,
@@ -90,6 +91,25 @@ def _parser() -> argparse.ArgumentParser:
         "(also when interrupted; send FILE again to resume)",
     )
     behaviour.add_argument("--quiet", action="store_true", help="no progress bar")
+    journaling = send.add_argument_group(
+        "journal (a send that survives a crash: run the same command again to resume)"
+    )
+    add_arguments(journaling, (o.name for o in JOURNAL_OPTIONS))
+    journaling.add_argument(
+        "--no-journal",
+        action="store_true",
+        help="do not journal (by default a send with --failed-out FILE journals to FILE.journal)",
+    )
+    journal = commands.add_parser(
+        "journal",
+        help="what a send's journal knows: rows accepted, in flight, not sent",
+        description="Show the state of a journal written by `cms-event send --journal` (or "
+        "send(..., journal=)): a summary, and with --output every row's status and reason.",
+    )
+    journal.add_argument("path", type=Path, help="the journal file")
+    journal.add_argument(
+        "--output", type=Path, metavar="FILE", help="write every row's state to FILE (CSV)"
+    )
 
     commands.add_parser("regions", help="list the regions and their endpoints")
     whoami = commands.add_parser(
@@ -123,6 +143,20 @@ def _regions() -> int:
     return 0
 
 
+def _journal(args: argparse.Namespace) -> int:
+    from cms_magic.sending.journal import read_journal
+
+    if not args.path.is_file():
+        err(f"cms-event: error: {str(args.path)!r}: no such journal file")
+        return 2
+    report = read_journal(args.path)
+    out(report.summary())
+    if args.output is not None:
+        report.frame().to_csv(args.output, index=False)
+        err(f"cms-event: every row's state written to {args.output}")
+    return 0
+
+
 def _whoami(args: argparse.Namespace) -> int:
     from cms_magic.identity import describe_credentials
     from cms_magic.targets import resolve_target
@@ -153,6 +187,8 @@ def main(argv: list[str] | None = None) -> int:
             return _regions()
         if args.command == "whoami":
             return _whoami(args)
+        if args.command == "journal":
+            return _journal(args)
         if args.command in READ_COMMANDS:
             return run_read(args)
         return run_send(args)

@@ -21,10 +21,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from cms_magic.errors import Subject
+from cms_magic.errors import ConfigError, Subject
 from cms_magic.settings import check_count
 from cms_magic.ui.cli.bar import RowBar
 from cms_magic.ui.cli.tables import (
@@ -145,6 +146,14 @@ def _next_step(args: argparse.Namespace, result: SendResult, not_accepted: int) 
         return "keep them with --failed-out FILE"
     step = f"{_rows(not_accepted)} not accepted in {args.failed_out}"
     counts = result.counts()
+    journal = _journal_path(args)
+    if journal is not None and (counts["not_sent"] or counts["unknown"]):
+        # Journaled: the same command resumes (the journal knows what was delivered).
+        source, path = shlex.quote(str(args.file)), shlex.quote(str(args.failed_out))
+        command = ["cms-event", "send", source, *_options_given(args), "--failed-out", path]
+        if counts["unknown"] and not args.confirm:
+            command.append("--confirm")  # look the unknown rows up before resending them
+        return step + f"; resume: {' '.join(command)}"
     if counts["not_sent"] or counts["unknown"]:
         path = shlex.quote(str(args.failed_out))
         command = ["cms-event", "send", path, *_options_given(args), "--failed-out", path]
@@ -164,6 +173,36 @@ def _preview(result: SendResult) -> None:
     body = str(preview["body_preview"])
     head = body if len(body) <= 300 else body[:300] + "..."
     out(f"  body ({preview['body_bytes']:,} bytes): {head}")
+
+
+def _journal_path(args: argparse.Namespace) -> Path | None:
+    """The journal of this send: --journal FILE; else FILE.journal next to --failed-out
+    FILE; none for a dry run, with --no-journal, or without either file."""
+    if args.dry_run or args.no_journal:
+        if args.journal is not None and args.no_journal:
+            raise ConfigError("cannot go with --no-journal", option="journal", value=args.journal)
+        return None
+    if args.journal is not None:
+        return Path(args.journal)
+    if args.failed_out is not None:
+        return Path(f"{args.failed_out}.journal")
+    if args.confirm:
+        raise ConfigError(
+            "needs a journal (--journal FILE, or --failed-out FILE): it confirms the rows a "
+            "journal has in flight",
+            option="confirm",
+        )
+    return None
+
+
+def _journal_note(args: argparse.Namespace, journal: Path | None) -> str:
+    if journal is not None:
+        return (
+            f"cms-event: journal {journal}: if this send stops, run the same command again "
+            "to resume it"
+        )
+    why = "--no-journal" if args.no_journal else "no --journal FILE or --failed-out FILE"
+    return f"cms-event: not journaled ({why}): a crash would forget what was delivered"
 
 
 def run_send(args: argparse.Namespace) -> int:
@@ -194,10 +233,19 @@ def run_send(args: argparse.Namespace) -> int:
     mapping = {o.name: getattr(args, o.name) for o in MAPPING_OPTIONS}
     mapping = {k: v for k, v in mapping.items() if v is not None}
     bar = None if args.quiet else RowBar(len(frame))
+    journal = _journal_path(args)
     signals = _Signals()
     with signals.installed():
         # Raises for a mapping that does not fit the file's columns, before any request.
-        job = client.send(frame, dry_run=args.dry_run, background=True, progress=bar, **mapping)
+        job = client.send(
+            frame,
+            dry_run=args.dry_run,
+            background=True,
+            progress=bar,
+            journal=journal,
+            confirm=bool(args.confirm),
+            **mapping,
+        )
         rows = _rows(len(frame))
         if was_failed_out:
             err(
@@ -208,6 +256,7 @@ def run_send(args: argparse.Namespace) -> int:
             err(f"cms-event: dry run of {rows} for {target.label}: nothing is sent")
         else:
             err(f"cms-event: sending {rows} to {target.label}: {target.where}")
+            err(_journal_note(args, journal))
         if bar is not None:
             bar.show()
         result = _wait(job, signals)

@@ -17,7 +17,13 @@ from typing import Any, Final, TypeVar, cast
 from IPython.core import magic_arguments as _magic_arguments
 from IPython.core.error import UsageError
 
-from cms_magic.ui.options import MAPPING_OPTIONS, SEND_OPTIONS, TARGET_OPTIONS, Option
+from cms_magic.ui.options import (
+    JOURNAL_OPTIONS,
+    MAPPING_OPTIONS,
+    SEND_OPTIONS,
+    TARGET_OPTIONS,
+    Option,
+)
 
 __all__ = [
     "FRAME_ONLY",
@@ -103,6 +109,8 @@ def _specs() -> list[_Spec]:
         *(_option(o) for o in TARGET_OPTIONS),
         _group("Sending", "For this cell only; defaults: %config CmsMagic (%cms config)."),
         *(_option(o) for o in SEND_OPTIONS),
+        _group("Journal", "A send that survives a crash: run it again to resume."),
+        *(_option(o) for o in JOURNAL_OPTIONS),
         _group("Behaviour"),
         (
             "argument",

@@ -191,6 +191,8 @@ class CmsMagic(CmsMagicConfig):
                 dry_run=args.dry_run,
                 background=args.background,
                 progress=renderer if renderer is not None else False,
+                journal=args.journal,
+                confirm=bool(args.confirm),
                 **options,
                 **mapping,
             )

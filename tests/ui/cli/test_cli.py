@@ -197,9 +197,10 @@ def test_endpoint_local_in_any_case(
     code = main(["send", str(rows_file(tmp_path)), "--endpoint", word, "--quiet"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert (
-        captured.err
-        == "cms-event: sending 1 row to the local emulator: nothing leaves this machine\n"
+    assert captured.err == (
+        "cms-event: sending 1 row to the local emulator: nothing leaves this machine\n"
+        "cms-event: not journaled (no --journal FILE or --failed-out FILE): a crash would "
+        "forget what was delivered\n"
     )
     assert "1/1 event" in captured.out
     running = emulator.embedded_running()

@@ -65,6 +65,8 @@ def test_help_lists_every_option(shell: InteractiveShell) -> None:
         "--timeout",
         "--max-retries",
         "--retry-ambiguous",
+        "--journal",
+        "--confirm",
         "--dry-run",
         "--background",
         "--quiet",
