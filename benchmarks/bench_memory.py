@@ -178,15 +178,13 @@ def events_child(rows: int) -> dict[str, Any]:
     """In a fresh process: the costs of ``result.events`` for a result of ``rows`` rows as
     a send to an emulator leaves it (100 rows a request, every row accepted), made
     without sending (so M3 can run without a server)."""
-    import numpy as np
 
     from cms_magic.sending.outcomes import ResultBuilder
 
     builder = ResultBuilder(rows, None)
     for number, first in enumerate(range(0, rows, 100)):
-        positions = np.arange(first, min(first + 100, rows))
         builder.settle(
-            positions,  # type: ignore[arg-type]
+            range(first, min(first + 100, rows)),
             "accepted",
             None,
             batch=number,
@@ -198,10 +196,15 @@ def events_child(rows: int) -> dict[str, Any]:
     return {"rows": rows, "result_nbytes": _nbytes(result), **_events_costs(result)}
 
 
-def run_child(*args: str, timeout: float = 900) -> dict[str, Any]:
+def run_child(
+    *args: str, timeout: float = 900, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run a child mode in a fresh interpreter; ``env``: its environment (a ``PYTHONPATH``
+    with another copy of ``cms_magic`` measures that copy)."""
     completed = subprocess.run(
         [sys.executable, str(Path(__file__).resolve()), "--child", *args],
         cwd=REPO,
+        env=env,
         capture_output=True,
         text=True,
         timeout=timeout,

@@ -406,12 +406,8 @@ class SendResult:
 
     def failed_events(self, include_unknown: bool = True) -> pd.DataFrame:
         """The rows of :attr:`events` not accepted (``unknown`` ones unless excluded), built
-        for those rows only: cheap for a large send however many rows were accepted."""
-        if self._events_frame is not None:
-            rows: pd.DataFrame = self._events_frame.iloc[
-                np.flatnonzero(self.failed_mask(include_unknown))
-            ]
-            return rows
+        for those rows only: cheap for a large send however many rows were accepted (and
+        its categoricals hold only these rows' reasons and request ids)."""
         return events_frame(self._rows(), np.flatnonzero(self.failed_mask(include_unknown)))
 
     @property

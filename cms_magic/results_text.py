@@ -180,8 +180,31 @@ class RowArrays:
     not_sent_reason: str
 
 
+_CHUNK = 1 << 20  # rows at a time, where a whole-column temporary is not needed
+
+
+def _used_only(
+    codes: np.ndarray[Any, Any], categories: Sequence[str]
+) -> tuple[np.ndarray[Any, Any], list[str]]:
+    """``codes`` and ``categories`` without the categories no row uses (a request's reason
+    every row of which got its own since, a request id no row points at after a retry), so
+    ``value_counts()`` shows no zero rows. Checked a chunk at a time (no big temporary)."""
+    used = np.zeros(len(categories) + 1, dtype=bool)  # the last: code -1
+    for start in range(0, len(codes), _CHUNK):
+        used[codes[start : start + _CHUNK]] = True
+    used = used[:-1]
+    if used.all():
+        return codes, list(categories)
+    renumber = np.full(len(categories) + 1, -1, dtype=np.int32)
+    renumber[np.flatnonzero(used)] = np.arange(int(used.sum()), dtype=np.int32)
+    kept = [text for text, keep in zip(categories, used.tolist(), strict=True) if keep]
+    return renumber[codes], kept
+
+
 def _categorical(codes: np.ndarray[Any, Any], categories: Sequence[str]) -> Any:
     import pandas as pd
+
+    codes, categories = _used_only(codes, categories)
 
     # from_codes keeps the smallest integer type that holds the categories' codes.
     texts = np.empty(len(categories), dtype=object)

@@ -174,3 +174,19 @@ def test_a_frame_inputs_index_is_kept_by_reference() -> None:
     result = no_sleep_client(Emulator(qps=0).handle_request).send(df, content_col="content")
     assert result.events.index is df.index or result.events.index.equals(df.index)
     assert result._index is df.index  # not a copy
+
+
+def test_the_categoricals_hold_only_what_rows_use() -> None:
+    first = ResultBuilder(3, None)
+    first.settle([0, 1], "unknown", "unknown: timed out", batch=0, attempts=2, request_id="a")
+    first.settle([2], "accepted", None, batch=1, attempts=1, request_id="b")
+    again = ResultBuilder(2, None)
+    again.settle([0, 1], "accepted", None, batch=0, attempts=1, request_id="c")
+    merged = first.build(elapsed=0.1).merged(again.build(elapsed=0.1), np.array([0, 1]))
+    events = merged.events
+    assert events["request_id"].tolist() == ["c", "c", "b"]
+    assert sorted(events["request_id"].cat.categories) == ["b", "c"]  # "a": no row now
+    assert "unknown: timed out" not in set(events["reason"].cat.categories)
+    assert (events["reason"].value_counts() > 0).all()
+    assert events["batch"].tolist() == [2, 2, 1]  # the resend's batches follow the first's
+    assert events["possible_duplicate"].tolist() == [True, True, False]
