@@ -72,6 +72,7 @@ from cms_magic.progress import Progress, ProgressCallback, progress_callback
 from cms_magic.protocol import DEFAULT_QPS, MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
 from cms_magic.results import SendJob, SendResult
 from cms_magic.sending.answers import Verdict, classify
+from cms_magic.sending.delivery import RunConfig, Sleep, masked_authorization
 from cms_magic.sending.inputs import check_mapping
 from cms_magic.sending.jobs import (
     await_run,
@@ -85,7 +86,7 @@ from cms_magic.sending.keys import AnyCredentials, Keys, quota_key
 from cms_magic.sending.quota import TokenBucket, quota_factory, shared_quota
 from cms_magic.sending.resume import check_journal_path, confirm_in_flight
 from cms_magic.sending.retry import RetryPolicy
-from cms_magic.sending.run import Run, RunConfig, Sleep, masked_authorization
+from cms_magic.sending.run import Run
 from cms_magic.settings import (
     DEFAULT_CHUNK_ROWS,
     DEFAULT_CONCURRENCY,

@@ -708,52 +708,6 @@ def test_importing_the_journal_does_not_load_sqlite(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- through a run
 
 
-def _wire(run: Any, journal: Journal, fingerprint: Fingerprinter) -> None:
-    """The journal wired into a real Run by wrapping its methods: a reference for the
-    wiring the run will have (see the report of issue 16), short of holding back resumed
-    batches until the journal's frontier is verified."""
-    state = journal.initial
-    builder = run.builder
-    settle, reject, plan_next, deliver = (
-        builder.settle,
-        builder.reject,
-        run._plan_next,
-        run._deliver,
-    )
-    for status, reason, positions in state.groups():  # settled by an earlier run
-        settle(positions.tolist(), status, reason, batch=-1, attempts=0)
-
-    def _plan_next(chunks: Any, first_number: int) -> list[Batch] | None:
-        planned: list[Batch] | None = plan_next(chunks, first_number)
-        if planned:
-            journal.plan(fingerprint.prints(planned))
-        return planned
-
-    async def _deliver(
-        number: int, positions: list[int], payloads: list[bytes], budget: Any, earlier: Any = None
-    ) -> None:
-        keep = [i for i, p in enumerate(positions) if state.status[p] == NOT_SENT]
-        if not keep:
-            return
-        positions, payloads = [positions[i] for i in keep], [payloads[i] for i in keep]
-        journal.sending(number, positions, attempt=1)
-        await deliver(number, positions, payloads, budget, earlier)
-
-    def _settle(positions: list[int], status: Any, reason: Any, **kw: Any) -> None:
-        journal.settled(
-            positions, status, reason, batch=kw["batch"], request_id=kw.get("request_id")
-        )
-        settle(positions, status, reason, **kw)
-
-    def _reject(rejected: dict[int, str]) -> None:
-        if rejected:
-            journal.rejected(rejected)
-        reject(rejected)
-
-    run._plan_next, run._deliver = _plan_next, _deliver
-    builder.settle, builder.reject = _settle, _reject
-
-
 class _Crash:
     """Answers through the emulator until request ``at``: then snapshots the journal as a
     kill would leave it, and nothing more reaches the service."""
@@ -774,23 +728,8 @@ class _Crash:
 
 
 def _journaled_send(client: Any, df: Any, path: Path) -> Any:
-    from cms_magic.sending.jobs import run_foreground
-
-    fingerprint = Fingerprinter(
-        chunk_rows=client.chunk_rows, max_events=client.max_events, max_bytes=client.max_bytes
-    )
-    journal = Journal.open(
-        path,
-        fingerprint=fingerprint,
-        target=JournalTarget.of(client.url, quota_key(client.credentials)),
-        total=len(df),
-    )
-    run = client._run(df, {"name_col": "name", "content_col": "content"}, False)
-    try:
-        _wire(run, journal, fingerprint)
-        return run_foreground(run.execute, run.control, grace=5)
-    finally:
-        journal.close()
+    """A send with a journal, as a user makes it (the run's own wiring)."""
+    return client.send(df, name_col="name", content_col="content", journal=path)
 
 
 @pytest.mark.parametrize("crash_at", [1, 7, 23])
