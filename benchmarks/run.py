@@ -51,6 +51,7 @@ import pandas as pd
 from bench_credentials import bench_import, bench_signing
 from bench_journal import bench_journal
 from bench_processes import bench_processes
+from bench_readback import bench_readback, bench_readback_import
 from common import Config, Row, mb, rate, spread, verdict
 
 import cms_magic
@@ -924,6 +925,8 @@ REGISTRY: dict[int, tuple[str, Callable[[Config], list[Row]]]] = {
     5: ("%load_ext import cost", bench_magic_import),
     6: ("signing with refreshing credentials", bench_signing),
     7: ("import cms_magic", bench_import),
+    8: ("read back events vs the official SDK", bench_readback),
+    9: ("import cost of the read-back path", bench_readback_import),
     10: ("journal overhead and size", bench_journal),
     11: ("two processes sharing one quota", bench_processes),
 }

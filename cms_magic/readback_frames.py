@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import re
 from datetime import tzinfo
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from cms_magic.openapi.errors import OpenApiError
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 __all__ = [
@@ -71,10 +72,27 @@ def _texts(values: list[object]) -> pd.Series:
     return series
 
 
+def _whole_numbers(values: list[object]) -> np.ndarray[Any, Any] | None:
+    """``values`` as int64 when every one is an int or a digit string (the service's
+    usual answer: the fast path), else None."""
+    import numpy as np
+
+    if not all(type(v) is int or type(v) is str for v in values):
+        return None  # floats would be truncated, bools taken as 0/1: the careful path
+    try:
+        return np.array(values, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        return None
+
+
 def _times(values: list[object], zone: Zone) -> pd.Series:
     """Milliseconds (numbers or digit strings) as tz-aware times; anything else NaT."""
     import pandas as pd
 
+    fast = _whole_numbers(values)
+    if fast is not None:
+        stamps_fast: pd.Series = pd.Series(pd.to_datetime(fast, unit="ms", utc=True))
+        return stamps_fast if zone == "UTC" else stamps_fast.dt.tz_convert(zone)
     numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
     stamps: pd.Series = pd.to_datetime(numbers, unit="ms", utc=True, errors="coerce")
     return stamps if zone == "UTC" else stamps.dt.tz_convert(zone)
@@ -83,6 +101,10 @@ def _times(values: list[object], zone: Zone) -> pd.Series:
 def _integers(values: list[object]) -> pd.Series:
     import pandas as pd
 
+    fast = _whole_numbers(values)
+    if fast is not None:
+        integers: pd.Series = pd.Series(fast, dtype="int64")
+        return integers
     numbers = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce")
     whole = numbers.notna() & (numbers % 1 == 0)
     if not whole.all():

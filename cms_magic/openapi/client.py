@@ -227,8 +227,14 @@ class OpenApiClient:
 
     def _new_http(self) -> httpx.AsyncClient:
         timeout = httpx.Timeout(self.timeout, connect=min(_CONNECT_TIMEOUT, self.timeout))
+        from cms_magic.sending._transport import ssl_context
+
         return httpx.AsyncClient(
-            transport=self.transport, timeout=timeout, follow_redirects=False, trust_env=False
+            transport=self.transport,
+            timeout=timeout,
+            follow_redirects=False,
+            trust_env=False,
+            verify=ssl_context(),  # one context for the process, not one per call
         )
 
     async def __aenter__(self) -> OpenApiClient:

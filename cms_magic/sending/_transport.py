@@ -32,6 +32,7 @@ Two bounds hold whatever the server does (issue 12, items 6 and 7):
 from __future__ import annotations
 
 import contextlib
+import functools
 import ssl
 import time
 import typing
@@ -183,8 +184,10 @@ class _CoalescingBackend(httpcore.AsyncNetworkBackend):
 
 
 @cache
-def _ssl_context() -> ssl.SSLContext:
-    """One verifying context for the process (building one loads the CA bundle: ~20 ms)."""
+@functools.lru_cache(maxsize=1)
+def ssl_context() -> ssl.SSLContext:
+    """One verifying context for the process (building one loads the CA bundle: ~20 ms),
+    shared by every send and every OpenAPI call."""
     return httpx.create_ssl_context(trust_env=False)
 
 
@@ -196,7 +199,7 @@ def http_transport(limits: httpx.Limits) -> httpx.AsyncHTTPTransport:
     differently, the transport is returned as httpx made it (``tests/test_transport.py``
     notices).
     """
-    context = _ssl_context()
+    context = ssl_context()
     transport = httpx.AsyncHTTPTransport(verify=context, limits=limits, trust_env=False)
     if isinstance(getattr(transport, "_pool", None), httpcore.AsyncConnectionPool):
         transport._pool = httpcore.AsyncConnectionPool(
