@@ -24,17 +24,24 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any, Final, Protocol, runtime_checkable
+from typing import Any, Final
 
+from cms_magic.emulator.store_api import (
+    Event,
+    EventQuery,
+    EventStore,
+    RequestRecord,
+    Store,
+    StoredEvent,
+    clamp,
+    event_time_ms,
+)
 from cms_magic.errors import ConfigError
 
 __all__ = [
@@ -48,11 +55,6 @@ __all__ = [
     "StoredEvent",
     "event_time_ms",
 ]
-
-#: One accepted event as parsed from the body (``name``, ``content``, maybe ``groupId``, ``time``).
-Event = dict[str, Any]
-#: One request's log record (see :meth:`cms_magic.emulator.Emulator.requests`).
-RequestRecord = dict[str, Any]
 
 #: Marks a file as this store's (``PRAGMA application_id``: "cmse").
 _APPLICATION_ID: Final = 0x636D7365
@@ -74,127 +76,6 @@ CREATE TABLE events (
 CREATE INDEX events_time ON events (time_ms);
 CREATE TABLE requests (seq INTEGER PRIMARY KEY AUTOINCREMENT, record TEXT NOT NULL);
 """
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_TIME_PATTERN: Final = re.compile(r"^\d{8}T\d{6}\.\d{3}[+-]\d{4}$", re.ASCII)
-
-
-class Store(Protocol):
-    """What a place for events and request records must do; every method is thread-safe."""
-
-    def add(self, events: Sequence[Mapping[str, Any]], *, request: Mapping[str, Any]) -> None:
-        """Log one request and keep the events it delivered (none if refused), together."""
-        ...
-
-    def events(self, offset: int = 0, limit: int | None = None) -> list[Event]:
-        """The accepted events in the order received, from ``offset``, at most ``limit``."""
-        ...
-
-    def requests(self) -> list[RequestRecord]:
-        """Every request's record, in the order handled."""
-        ...
-
-    def count(self) -> int:
-        """How many events are kept."""
-        ...
-
-    def clear(self) -> None:
-        """Forget every event and every request record."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class EventQuery:
-    """Which stored events a read action asks for; ``None`` means any.
-
-    ``since_ms``/``until_ms`` bound the event's time (epoch milliseconds, both
-    inclusive). ``keywords`` are alternatives, each a tuple of keywords that must all
-    be substrings of the content (case-sensitive): ``(("a", "b"), ("c",))`` is
-    "a and b, or c"; ``()`` is no condition.
-    """
-
-    name: str | None = None
-    event_id: str | None = None
-    group_id: int | None = None
-    since_ms: int | None = None
-    until_ms: int | None = None
-    keywords: tuple[tuple[str, ...], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class StoredEvent:
-    """One stored event as the read actions see it."""
-
-    id: str
-    name: str
-    content: str
-    #: 0 when the event was sent without one (the service's "no application group").
-    group_id: int
-    #: The event's time (epoch ms): its ``time`` if it had one, else ``stored_ms``.
-    time_ms: int
-    stored_ms: int
-
-
-@runtime_checkable
-class EventStore(Store, Protocol):
-    """A :class:`Store` that answers the read actions' questions."""
-
-    delay: float
-
-    def add(
-        self,
-        events: Sequence[Mapping[str, Any]],
-        *,
-        request: Mapping[str, Any],
-        stored_at: float | None = None,
-    ) -> None:
-        """As :meth:`Store.add`; ``stored_at`` (epoch seconds) defaults to the store's clock."""
-        ...
-
-    def query(
-        self,
-        query: EventQuery,
-        *,
-        offset: int = 0,
-        limit: int | None = None,
-        now: float | None = None,
-    ) -> list[StoredEvent]:
-        """The visible events matching ``query``, newest first (time, then id)."""
-        ...
-
-    def count_matching(self, query: EventQuery, *, now: float | None = None) -> int:
-        """How many visible events match ``query``."""
-        ...
-
-    def count_by_name(
-        self, query: EventQuery, *, now: float | None = None
-    ) -> list[tuple[str, int, int]]:
-        """``(name, how many, latest time_ms)`` of the visible matches, by name."""
-        ...
-
-    def histogram(
-        self, query: EventQuery, *, width_ms: int, now: float | None = None
-    ) -> list[tuple[int, int, int]]:
-        """``(start_ms, end_ms, count)`` buckets over ``[since_ms, until_ms]``."""
-        ...
-
-
-def event_time_ms(value: object) -> int | None:
-    """An event's ``time`` (``yyyyMMddTHHmmss.SSS±zzzz`` or epoch ms) as epoch ms, or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return _clamp(value)
-    if not isinstance(value, str):
-        return None
-    if value.isascii() and value.isdigit():
-        return _clamp(int(value))
-    if not _TIME_PATTERN.match(value):
-        return None
-    try:
-        moment = datetime.strptime(value, "%Y%m%dT%H%M%S.%f%z")
-    except ValueError:
-        return None
-    return (moment - _EPOCH) // timedelta(milliseconds=1)
 
 
 class SqliteStore:
@@ -438,10 +319,10 @@ class SqliteStore:
             args.append(query.group_id)
         if query.since_ms is not None:
             clauses.append("time_ms >= ?")
-            args.append(_clamp(query.since_ms))
+            args.append(clamp(query.since_ms))
         if query.until_ms is not None:
             clauses.append("time_ms <= ?")
-            args.append(_clamp(query.until_ms))
+            args.append(clamp(query.until_ms))
         groups = [group for group in query.keywords if group]
         if groups:
             alternatives = []
@@ -594,11 +475,7 @@ def _event(
 
 
 def _ms(seconds: float) -> int:
-    return _clamp(int(seconds * 1000 // 1))
-
-
-def _clamp(value: int) -> int:
-    return max(_INT_MIN, min(_INT_MAX, value))
+    return clamp(int(seconds * 1000 // 1))
 
 
 def _check_delay(seconds: float) -> float:
