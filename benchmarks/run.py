@@ -50,6 +50,7 @@ import numpy as np
 import pandas as pd
 from bench_credentials import bench_import, bench_signing
 from bench_journal import bench_journal
+from bench_memory import bench_memory
 from bench_processes import bench_processes
 from bench_readback import bench_readback, bench_readback_import
 from common import Config, Row, mb, rate, spread, verdict
@@ -929,6 +930,7 @@ REGISTRY: dict[int, tuple[str, Callable[[Config], list[Row]]]] = {
     9: ("import cost of the read-back path", bench_readback_import),
     10: ("journal overhead and size", bench_journal),
     11: ("two processes sharing one quota", bench_processes),
+    12: ("memory flat in rows: RSS with the result, result.events, kernel latency", bench_memory),
 }
 
 

@@ -274,7 +274,7 @@ def _report(
     if args.dry_run:
         _preview(result)
     if not_accepted:
-        reasons = result.events.loc[failed, "reason"].value_counts().head(5)
+        reasons = result.failed_events()["reason"].value_counts().head(5)
         for reason, count in reasons.items():
             err(f"  {count:,} x {reason}")
     if args.failed_out is not None:  # always: an old file's rows must not be sent again

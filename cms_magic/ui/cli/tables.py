@@ -196,7 +196,7 @@ def failed_rows(result: SendResult, source: pd.DataFrame) -> pd.DataFrame:
     positions = np.flatnonzero(result.failed_mask())
     rows: pd.DataFrame = source.iloc[positions].copy()
     status, reason = _outcome_names([str(c) for c in rows.columns])
-    outcome = result.events.iloc[positions]
+    outcome = result.failed_events()  # the same rows in the same order, not the whole frame
     rows[status] = outcome["status"].astype(str).to_numpy()
     rows[reason] = outcome["reason"].to_numpy()
     return rows

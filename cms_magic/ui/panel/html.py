@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from html import escape
 from typing import TYPE_CHECKING, Final, Literal
 
-import numpy as np
-
 from cms_magic.errors import NO_VALUE, AuthError, CmsError, show_value
 from cms_magic.identity import describe_credentials
 from cms_magic.regions import public_endpoint, regions
@@ -312,7 +310,7 @@ def failed_rows(result: SendResult) -> pd.DataFrame:
     """The failed source rows with their status and reason first (else the failed events)."""
     import pandas as pd
 
-    events: pd.DataFrame = result.events.iloc[np.flatnonzero(result.failed_mask())]
+    events: pd.DataFrame = result.failed_events()
     source = result.failed()
     if not isinstance(source, pd.DataFrame) or len(source) != len(events):
         return events
