@@ -89,11 +89,13 @@ def test_no_public_exception_is_defined_outside_errors() -> None:
     # Internal signals that never leave the package: Refusal and ActionRefusal are the
     # emulator's for a request it refuses (each becomes an HTTP answer); MalformedAnswer (and
     # its two kinds) is raised inside httpx's machinery by our transport and settled as an
-    # outcome (rows unknown). A room's own errors.py (openapi/errors.py) is an errors module.
+    # outcome (rows unknown); AuthStop tells a send's worker to stop delivering (the
+    # result's error says why). A room's own errors.py (openapi/errors.py) is an errors module.
     assert sorted(found) == [
         "emulator/openapi.py:ActionRefusal",
         "emulator/validation.py:Refusal",
         "sending/_transport.py:MalformedAnswer",
+        "sending/delivery.py:AuthStop",
     ]
 
 
