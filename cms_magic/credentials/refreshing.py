@@ -30,18 +30,20 @@ nothing. Clocks and sleep are injectable; tests run on a fake clock and never sl
 
 from __future__ import annotations
 
-import asyncio
 import math
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from cms_magic.credentials.accesskey import Credentials, mask
 from cms_magic.credentials.secret import Secret
 from cms_magic.errors import CredentialsError
 from cms_magic.redact import scrub
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = [
     "MAX_REFRESH_AHEAD",
@@ -50,6 +52,13 @@ __all__ = [
     "Triple",
     "refresh_ahead",
 ]
+
+
+async def _asyncio_sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
+
 
 #: At most this many seconds before expiry a refresh starts (else a third of the lifetime).
 MAX_REFRESH_AHEAD: Final = 300.0
@@ -203,7 +212,7 @@ class RefreshingCredentials:
         backoff_cap: float = DEFAULT_BACKOFF_CAP,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         if not isinstance(source, str) or not source.strip():
             raise CredentialsError("must be a non-empty string", option="source")
@@ -226,7 +235,7 @@ class RefreshingCredentials:
         self._backoff_cap = backoff_cap
         self._clock = clock
         self._monotonic = monotonic
-        self._sleep = sleep
+        self._sleep = sleep if sleep is not None else _asyncio_sleep
 
         self._triple: Triple | None = None
         self._previous: Triple | None = None
@@ -298,12 +307,16 @@ class RefreshingCredentials:
         task = self._task
         if task is None or task.done():
             return None
+        import asyncio
+
         if task.get_loop() is not asyncio.get_running_loop():
             self._task = self._sleeper = None
             return None
         return task
 
     def _start(self) -> asyncio.Task[Triple | _Failure]:
+        import asyncio
+
         task = asyncio.get_running_loop().create_task(self._attempts())
         self._task = task
         return task
@@ -317,6 +330,8 @@ class RefreshingCredentials:
             self._sleeper = task = None
         if task is None:
             task = self._start()
+        import asyncio
+
         outcome = await asyncio.shield(task)
         if isinstance(outcome, _Failure):
             # A fresh error in the caller's own frame: nothing chained, no fetch frame on it.
@@ -329,6 +344,8 @@ class RefreshingCredentials:
     async def _attempts(self) -> Triple | _Failure:
         """Fetch until a triple arrives; after a failure, wait (backoff) and try again while
         the old triple is still usable, else give the failure. Never raises."""
+        import asyncio
+
         me = asyncio.current_task()
         while True:
             outcome = await self._attempt()
@@ -349,6 +366,8 @@ class RefreshingCredentials:
 
     async def _attempt(self) -> Triple | _Failure:
         """One fetch: the triple installed, or the failure recorded (its text scrubbed)."""
+        import asyncio
+
         self.fetches += 1
         reason: str | None = None
         got: object = None

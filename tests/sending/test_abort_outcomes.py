@@ -32,12 +32,15 @@ def test_rows_waiting_for_their_quota_slot_at_an_abort_are_not_sent() -> None:
     )
     frame = pd.DataFrame({"name": ["n"] * 300, "content": [f"row {i}" for i in range(300)]})
     job = client.send(frame, background=True)
-    assert answered.wait(10)
-    deadline = time.monotonic() + 10
-    while job.progress.accepted < 100:  # batch 0 settled: only the waiting ones remain
-        assert time.monotonic() < deadline, job.progress
-        answered.wait(0.01)
-    job.abort()
+    try:
+        assert answered.wait(10)
+        deadline = time.monotonic() + 10
+        # batch 0 settled (its progress reported): only the waiting ones remain
+        while job.progress is None or job.progress.accepted < 100:
+            assert time.monotonic() < deadline, job.progress
+            answered.wait(0.01)
+    finally:
+        job.abort()  # also when an assertion failed: no send left waiting 60 s for slots
     result = job.result()
     statuses = {k: v for k, v in result.events["status"].value_counts().items() if v}
     assert statuses == {"accepted": 100, "not_sent": 200}
