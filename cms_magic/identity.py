@@ -84,24 +84,21 @@ def describe_credentials(
 ) -> CredentialsReport:
     """The report on ``credentials`` (see the module); with ``fetch``, a refreshing source
     is asked for its current credentials first (on the library loop, within ``timeout``)."""
-    if isinstance(credentials, Credentials):
-        return CredentialsReport(
-            source=credentials.source,
-            access_key_id=credentials.masked_id,
-            security_token=credentials.security_token is not None,
-            refreshing=False,
-        )
-    error = _fetch(credentials, timeout) if fetch else None
-    info = credentials.describe()
-    expires = info.get("expires_at")
+    refreshing = isinstance(credentials, RefreshingCredentials)
+    error = (
+        _fetch(credentials, timeout)
+        if fetch and isinstance(credentials, RefreshingCredentials)
+        else None
+    )
+    info = credentials.describe()  # the same keys for static and refreshing credentials
     expires_in = info.get("expires_in")
     masked = info.get("access_key_id")
     return CredentialsReport(
         source=credentials.source,
         access_key_id=masked if isinstance(masked, str) else None,
         security_token=bool(info.get("security_token")),
-        refreshing=True,
-        expires_at=_parse(expires),
+        refreshing=refreshing,
+        expires_at=_parse(info.get("expires_at")),
         expires_in=float(expires_in) if isinstance(expires_in, int | float) else None,
         error=error,
     )
@@ -109,17 +106,15 @@ def describe_credentials(
 
 def _fetch(credentials: RefreshingCredentials, timeout: float) -> str | None:
     """Fetch (if needed) on the library loop; the failure's text, or None."""
-    from cms_magic.sending._loop import run_in_background
+    from cms_magic.sending._loop import wait_for
 
-    future = run_in_background(credentials.current())
     try:
-        future.result(timeout=timeout)
+        wait_for(credentials.current(), timeout)
     except CredentialsError as exc:
         text = str(exc)
         prefix = f"credentials from {credentials.source} could not be fetched: "
         return text.removeprefix(prefix)
     except concurrent.futures.TimeoutError:
-        future.cancel()
         return f"no answer within {timeout:g} s"
     return None
 
@@ -139,7 +134,9 @@ def key_label(credentials: Credentials | RefreshingCredentials) -> str:
     id and source (``STS.****abcd from STS AssumeRole (...)``), never contacting it."""
     if isinstance(credentials, Credentials):
         return credentials.masked_id
-    masked = credentials.describe().get("access_key_id")
-    if isinstance(masked, str):
-        return f"{masked} from {credentials.source}"
-    return f"the credentials from {credentials.source}"
+    masked = credentials.masked_id
+    return (
+        f"{masked} from {credentials.source}"
+        if masked
+        else f"the credentials from {credentials.source}"
+    )

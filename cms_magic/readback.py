@@ -34,7 +34,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from datetime import tzinfo
 from typing import TYPE_CHECKING, Any, Final, Literal, TypeVar, overload
 
 from cms_magic.errors import ConfigError, TargetError
@@ -171,17 +171,9 @@ def _client(
 
 def _run(coro: Coroutine[Any, Any, T]) -> T:
     """Run a read on the library loop and wait; Ctrl-C cancels it."""
-    from cms_magic.sending._loop import in_library_loop, run_in_background
+    from cms_magic.sending._loop import wait_for
 
-    if in_library_loop():
-        coro.close()
-        raise RuntimeError("a read-back from the library loop would wait on itself; await it")
-    future = run_in_background(coro)
-    try:
-        return future.result()
-    except BaseException:
-        future.cancel()
-        raise
+    return wait_for(coro)
 
 
 # ---- filters -----------------------------------------------------------------------------
@@ -238,36 +230,16 @@ def _filters(
 
 
 def _output_zone(tz: str | tzinfo | None) -> tuple[tzinfo | None, tzinfo | str]:
-    """(the zone naive bounds are read in, the zone of returned times)."""
+    """(the zone naive bounds are read in, the zone of returned times): UTC by default;
+    ``"local"`` is this machine's zone with its DST rules, as sending reads naive times."""
     if tz is None:
         return None, "UTC"
     parsed = zone(tz)
-    return parsed, parsed if parsed is not None else _local_zone()
+    if parsed is not None:
+        return parsed, parsed
+    from cms_magic.events.mapping import resolve_tz
 
-
-def _local_zone() -> tzinfo:
-    """This machine's zone, with its DST rules when it can be named (``TZ``, or the
-    ``/etc/localtime`` link); else its current fixed offset."""
-    import os
-    from pathlib import Path
-
-    names = [os.environ.get("TZ", "").lstrip(":")]
-    link = Path("/etc/localtime")
-    if link.is_symlink():
-        names.append(str(link.resolve()).partition("zoneinfo/")[2])
-    for candidate in names:
-        if candidate:
-            try:
-                return zone(candidate) or _fixed_local()
-            except ConfigError:
-                continue
-    return _fixed_local()
-
-
-def _fixed_local() -> tzinfo:
-    local = datetime.now().astimezone().tzinfo
-    assert local is not None  # astimezone() always sets one
-    return local
+    return None, resolve_tz(None)
 
 
 # ---- the reads ---------------------------------------------------------------------------

@@ -10,8 +10,8 @@ function returning a :class:`~cms_magic.credentials.refreshing.Triple`, for
 
 Every call goes through an injected :class:`httpx.AsyncClient` (or a transport; else a
 client made per fetch) with bounded timeouts. Nothing here runs on import, and nothing
-contacts an address on its own: a factory only builds a function, and
-:func:`chain_from_environment` only reads the environment. Errors are
+contacts an address on its own: a factory only builds a function (which source the
+environment and the files configure is :mod:`cms_magic.credentials.chain`'s). Errors are
 :class:`~cms_magic.errors.CredentialsError` naming the source, the service's code and
 message, scrubbed of every secret and token; URLs (which carry an OIDC token or a
 signature) are never put in them.
@@ -20,8 +20,7 @@ signature) are never put in them.
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Final
@@ -62,10 +61,8 @@ __all__ = [
     "ENV_STS_ENDPOINT",
     "METADATA_TOKEN_TTL",
     "STS_VERSION",
-    "ConfiguredSource",
     "assume_role",
     "assume_role_with_oidc",
-    "chain_from_environment",
     "credentials_uri",
     "ecs_ram_role",
     "parse_expiration",
@@ -439,73 +436,3 @@ def ecs_ram_role(
         return _triple(_json(response, source, secrets), source, secrets, code="Success")
 
     return fetch
-
-
-# ---- what the environment configures -----------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ConfiguredSource:
-    """A refreshing source the environment names: ``kind`` (``oidc``, ``uri``,
-    ``ecs_ram_role``), a ``description`` for ``whoami`` and errors, and its ``fetch``.
-    Nothing has been contacted."""
-
-    kind: str
-    description: str
-    fetch: Callable[[], Awaitable[Triple]]
-
-
-def chain_from_environment(
-    environ: Mapping[str, str] = os.environ,
-    *,
-    region: str | None = None,
-    metadata_base: str | None = None,
-    allow_v1: bool = False,
-    client: Client = None,
-) -> ConfiguredSource | None:
-    """The first refreshing source ``environ`` configures (OIDC, then the URI, then the ECS
-    RAM role only when ``ALIBABA_CLOUD_ECS_METADATA`` names a role), or ``None``.
-
-    The ECS source needs ``metadata_base`` (the setting; the default address is the
-    caller's to give): none given, that variable is refused with a clear error.
-    """
-
-    def value(name: str) -> str:
-        return environ.get(name, "").strip()
-
-    oidc = [value(n) for n in (ENV_ROLE_ARN, ENV_OIDC_PROVIDER_ARN, ENV_OIDC_TOKEN_FILE)]
-    if all(oidc):
-        role_arn, provider_arn, token_file = oidc
-        session = value(ENV_ROLE_SESSION_NAME) or DEFAULT_SESSION_NAME
-        return ConfiguredSource(
-            "oidc",
-            f"OIDC role {role_arn} (token file {token_file}, session {session})",
-            assume_role_with_oidc(
-                role_arn,
-                provider_arn,
-                token_file,
-                session_name=session,
-                sts_endpoint=sts_endpoint(region, environ=environ),
-                client=client,
-            ),
-        )
-    uri = value(ENV_CREDENTIALS_URI)
-    if uri:
-        return ConfiguredSource(
-            "uri",
-            f"credentials URI {shown_uri(uri)}",
-            credentials_uri(uri, client=client),
-        )
-    role = value(ENV_ECS_METADATA)
-    if role:
-        if metadata_base is None:
-            raise CredentialsError(
-                "names an ECS RAM role, but no metadata base URL is configured",
-                option=ENV_ECS_METADATA,
-            )
-        return ConfiguredSource(
-            "ecs_ram_role",
-            f"ECS RAM role {role} (metadata {metadata_base})",
-            ecs_ram_role(role, metadata_base=metadata_base, allow_v1=allow_v1, client=client),
-        )
-    return None

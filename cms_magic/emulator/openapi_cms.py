@@ -37,6 +37,7 @@ caller's ``record`` fields (e.g. ``key_id``, ``bytes``) plus ``action``, ``statu
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import uuid
 from collections.abc import Callable, Mapping
@@ -225,14 +226,7 @@ def describe_custom_event_histogram(
         since = until - DEFAULT_HISTOGRAM_SPAN_MS + 1 if query.since_ms is None else query.since_ms
         if since > until:
             raise _invalid("StartTime", str(since), f"must not be after EndTime ({until})")
-        query = EventQuery(
-            name=query.name,
-            event_id=query.event_id,
-            group_id=query.group_id,
-            since_ms=since,
-            until_ms=until,
-            keywords=query.keywords,
-        )
+        query = dataclasses.replace(query, since_ms=since, until_ms=until)
         buckets = store.histogram(query, width_ms=bucket_width_ms(since, until), now=now)
         rows = [{"StartTime": s, "EndTime": e, "Count": c} for s, e, c in buckets]
         total = sum(c for _, _, c in buckets)

@@ -33,6 +33,8 @@ from contextlib import contextmanager
 from typing import Any, Final
 
 from cms_magic.emulator.store_api import (
+    INT_MAX,
+    INT_MIN,
     Event,
     EventQuery,
     EventStore,
@@ -59,8 +61,6 @@ __all__ = [
 #: Marks a file as this store's (``PRAGMA application_id``: "cmse").
 _APPLICATION_ID: Final = 0x636D7365
 _SCHEMA_VERSION: Final = 1
-_INT_MIN: Final = -(2**63)
-_INT_MAX: Final = 2**63 - 1
 _MAX_BUCKETS: Final = 100_000
 _SCHEMA: Final = """
 CREATE TABLE events (
@@ -131,7 +131,7 @@ class SqliteStore:
         self._open_schema()
         #: The latest stored time held: a query at or after it (no delay) needs no visibility check.
         self._latest_ms: int = self._conn.execute(
-            "SELECT ifnull(max(stored_ms), ?) FROM events", (_INT_MIN,)
+            "SELECT ifnull(max(stored_ms), ?) FROM events", (INT_MIN,)
         ).fetchone()[0]
         self._finalizer = weakref.finalize(self, _close_all, self._conn, self._idle)
 
@@ -224,7 +224,7 @@ class SqliteStore:
             conn.execute("DELETE FROM events")
             conn.execute("DELETE FROM requests")
             conn.execute("COMMIT")
-            self._latest_ms = _INT_MIN
+            self._latest_ms = INT_MIN
 
     # ----------------------------------------------------------------- EventStore
 
@@ -439,7 +439,7 @@ def _row(event: Mapping[str, Any], stored_ms: int) -> tuple[object, ...]:
             continue
         value = event[key]
         fits = isinstance(value, kinds) and not isinstance(value, bool)
-        if fits and isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+        if fits and isinstance(value, int) and not INT_MIN <= value <= INT_MAX:
             fits = False
         if fits:
             columns[key] = value

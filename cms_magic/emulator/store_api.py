@@ -14,6 +14,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Final, Protocol, runtime_checkable
 
 __all__ = [
+    "INT_MAX",
+    "INT_MIN",
     "Event",
     "EventQuery",
     "EventStore",
@@ -24,8 +26,9 @@ __all__ = [
     "event_time_ms",
 ]
 
-_INT_MIN: Final = -(2**63)
-_INT_MAX: Final = 2**63 - 1
+#: SQLite's integers (64-bit signed).
+INT_MIN: Final = -(2**63)
+INT_MAX: Final = 2**63 - 1
 
 #: One accepted event as parsed from the body (``name``, ``content``, maybe ``groupId``, ``time``).
 Event = dict[str, Any]
@@ -157,4 +160,4 @@ def event_time_ms(value: object) -> int | None:
 
 def clamp(value: int) -> int:
     """``value`` within SQLite's 64-bit integers."""
-    return max(_INT_MIN, min(_INT_MAX, value))
+    return max(INT_MIN, min(INT_MAX, value))

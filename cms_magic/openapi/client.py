@@ -262,16 +262,11 @@ class OpenApiClient:
     def call(self, action: str, params: Mapping[str, object] | None = None) -> Answer:
         """:meth:`acall` from synchronous code (runs on the library's event loop; an
         interrupt while waiting cancels the call)."""
-        from cms_magic.sending._loop import in_library_loop, run_in_background
+        from cms_magic.sending._loop import in_library_loop, wait_for
 
         if in_library_loop():
             raise RuntimeError("call() from the library loop would wait on itself; use acall()")
-        future = run_in_background(self.acall(action, params))
-        try:
-            return future.result()
-        except BaseException:  # Ctrl-C while waiting: the call stops too
-            future.cancel()
-            raise
+        return wait_for(self.acall(action, params))
 
     async def acall(self, action: str, params: Mapping[str, object] | None = None) -> Answer:
         """Call ``action`` with ``params`` (``None`` values left out; numbers stringified);

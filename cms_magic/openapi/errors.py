@@ -104,7 +104,11 @@ class OpenApiError(CmsError):
         self.request_id = request_id
         self.http_status = http_status
         self.action = action
-        super().__init__(self._rule(), hint=hint)
+        super().__init__(self._rule(), hint=self._default_hint() if hint is None else hint)
+
+    def _default_hint(self) -> str | None:
+        """What to do about this kind of failure, when the caller gave no hint."""
+        return None
 
     def _rule(self) -> str:
         head = f"{self.action}: " if self.action else ""
@@ -139,7 +143,7 @@ class OpenApiError(CmsError):
         elif text_code.startswith(PERMISSION_CODE_PREFIXES) or (
             http_status == 403 and not text_code
         ):
-            return OpenApiPermissionError(text_code, text, rid, http_status, action=action)
+            kind = OpenApiPermissionError
         elif http_status is not None and http_status >= 500:
             kind = OpenApiServerError
         return kind(text_code, text, rid, http_status, action=action)
@@ -149,42 +153,25 @@ class OpenApiAuthError(OpenApiError):
     """The service refused the credentials: a signature it could not verify, an unknown or
     disabled AccessKey, an expired or malformed STS token, a clock too far off."""
 
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        request_id: str | None = None,
-        http_status: int | None = None,
-        *,
-        action: str = "",
-        hint: str | None = None,
-    ) -> None:
-        if hint is None:
-            hint = "check the AccessKey id and secret (and the STS token, if any) and this clock"
-        super().__init__(code, message, request_id, http_status, action=action, hint=hint)
+    def _default_hint(self) -> str:
+        return "check the AccessKey id and secret (and the STS token, if any) and this clock"
 
 
 class OpenApiPermissionError(OpenApiError, PermissionError):
     """The key is valid but RAM does not allow the action; ``ram_action`` names what to
     grant (``cms:DescribeCustomEventAttribute``). Also a builtin :class:`PermissionError`."""
 
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        request_id: str | None = None,
-        http_status: int | None = None,
-        *,
-        action: str = "",
-        hint: str | None = None,
-    ) -> None:
-        self.ram_action = ram_action(action) if action else ""
-        if hint is None and self.ram_action:
-            hint = (
-                f"grant the RAM action {self.ram_action} to this key's user or role (the "
-                "system policy AliyunCloudMonitorReadOnlyAccess includes the read actions)"
-            )
-        super().__init__(code, message, request_id, http_status, action=action, hint=hint)
+    @property
+    def ram_action(self) -> str:
+        return ram_action(self.action) if self.action else ""
+
+    def _default_hint(self) -> str | None:
+        if not self.ram_action:
+            return None
+        return (
+            f"grant the RAM action {self.ram_action} to this key's user or role (the "
+            "system policy AliyunCloudMonitorReadOnlyAccess includes the read actions)"
+        )
 
     def _rule(self) -> str:
         missing = f"missing RAM permission {self.ram_action}; " if self.ram_action else ""

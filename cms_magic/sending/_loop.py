@@ -16,7 +16,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["library_loop", "run_in_background"]
+__all__ = ["in_library_loop", "library_loop", "run_in_background", "wait_for"]
 
 T = TypeVar("T")
 
@@ -49,6 +49,20 @@ def library_loop() -> asyncio.AbstractEventLoop:
 def run_in_background(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
     """Schedule ``coro`` on the library loop; the returned future is thread-safe."""
     return asyncio.run_coroutine_threadsafe(coro, library_loop())
+
+
+def wait_for(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on the library loop and wait for it from this (another) thread; a
+    wait that ends early (Ctrl-C, ``timeout``: ``TimeoutError``) cancels it."""
+    if in_library_loop():
+        coro.close()
+        raise RuntimeError("waiting on the library loop from itself would hang; await it")
+    future = run_in_background(coro)
+    try:
+        return future.result(timeout)
+    except BaseException:
+        future.cancel()
+        raise
 
 
 def in_library_loop() -> bool:

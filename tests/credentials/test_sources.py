@@ -19,7 +19,6 @@ from cms_magic.credentials.sources import (
     ENV_STS_ENDPOINT,
     assume_role,
     assume_role_with_oidc,
-    chain_from_environment,
     credentials_uri,
     ecs_ram_role,
     parse_expiration,
@@ -410,39 +409,3 @@ def test_parse_expiration() -> None:
     assert parse_expiration("2030-01-01T00:00:00.500Z") == EXPIRES_AT + 0.5
     with pytest.raises(CredentialsError):
         parse_expiration("2030-01-01")
-
-
-def test_chain_from_environment_order_and_no_contact(tmp_path: Path) -> None:
-    def refuse(request: httpx.Request) -> httpx.Response:
-        raise AssertionError("contacted")
-
-    client = transport(refuse, [])
-    token_file = str(tmp_path / "t")
-    oidc_env = {
-        "ALIBABA_CLOUD_ROLE_ARN": ROLE,
-        "ALIBABA_CLOUD_OIDC_PROVIDER_ARN": "p",
-        "ALIBABA_CLOUD_OIDC_TOKEN_FILE": token_file,
-        "ALIBABA_CLOUD_CREDENTIALS_URI": "http://127.0.0.1:7/c",
-        "ALIBABA_CLOUD_ECS_METADATA": "reader",
-    }
-    assert chain_from_environment({}, client=client) is None
-    found = chain_from_environment(oidc_env, client=client)
-    assert found is not None
-    assert found.kind == "oidc"
-    assert "cms-magic" in found.description
-    with_session = chain_from_environment(
-        {**oidc_env, "ALIBABA_CLOUD_ROLE_SESSION_NAME": "mine"}, client=client
-    )
-    assert with_session is not None
-    assert "mine" in with_session.description
-    no_token = {k: v for k, v in oidc_env.items() if k != "ALIBABA_CLOUD_OIDC_TOKEN_FILE"}
-    uri = chain_from_environment(no_token, client=client)
-    assert uri is not None
-    assert uri.kind == "uri"
-    ecs_only = {"ALIBABA_CLOUD_ECS_METADATA": "reader"}
-    with pytest.raises(CredentialsError, match="metadata base"):
-        chain_from_environment(ecs_only, client=client)
-    ecs = chain_from_environment(ecs_only, metadata_base=META, client=client)
-    assert ecs is not None
-    assert ecs.kind == "ecs_ram_role"
-    assert "reader" in ecs.description
